@@ -1,0 +1,10 @@
+// Package catalogtest is the conformance suite every catalog.Catalog must
+// pass. Each implementation's tests call Run with a constructor for an
+// empty, migrated catalog; the suite exercises every method, every error and
+// every state transition, the way intake's handlers rely on them.
+//
+// A catalog that passes Run behaves like any other to its callers. The
+// suite must therefore test only the documented contract of package catalog,
+// never one implementation's internals, and must never skip a check for one
+// backend: a difference in behaviour is a bug in that backend.
+package catalogtest

@@ -1,0 +1,379 @@
+package sqlite
+
+import (
+	"context"
+	"database/sql"
+	"encoding/json"
+	"errors"
+	"fmt"
+	"net/url"
+	"os"
+	"path/filepath"
+	"runtime"
+	"strings"
+	"sync"
+	"time"
+
+	"modernc.org/sqlite"
+	sqlite3 "modernc.org/sqlite/lib"
+
+	"github.com/intake-dev/intake/migrations"
+	"github.com/intake-dev/intake/pkg/catalog"
+	"github.com/intake-dev/intake/pkg/catalog/internal/migrate"
+	"github.com/intake-dev/intake/pkg/catalog/internal/rule"
+)
+
+var (
+	_ catalog.Catalog  = (*Catalog)(nil)
+	_ catalog.Migrator = (*Catalog)(nil)
+)
+
+// Catalog is a catalog.Catalog stored in a SQLite file.
+type Catalog struct {
+	write *sql.DB // one connection: every write, in order
+	read  *sql.DB // read-only connections
+	steps []migrate.Step
+}
+
+var loadSteps = sync.OnceValues(func() ([]migrate.Step, error) {
+	return migrate.Parse(migrations.FS, "sqlite")
+})
+
+// Open opens (creating if needed) the database file at path, and its parent
+// directory. It does not migrate; call MigrateUp.
+func Open(ctx context.Context, path string) (*Catalog, error) {
+	if path == "" || path == ":memory:" || strings.HasPrefix(path, "file:") {
+		return nil, errors.New("sqlite catalog needs a plain file path")
+	}
+	steps, err := loadSteps()
+	if err != nil {
+		return nil, err
+	}
+	abs, err := filepath.Abs(path)
+	if err != nil {
+		return nil, fmt.Errorf("error resolving database path: %w", err)
+	}
+	if err := os.MkdirAll(filepath.Dir(abs), 0o750); err != nil {
+		return nil, fmt.Errorf("error creating database directory: %w", err)
+	}
+
+	write, err := openPool(ctx, abs, "journal_mode(WAL)", "synchronous(NORMAL)", "foreign_keys(1)")
+	if err != nil {
+		return nil, err
+	}
+	write.SetMaxOpenConns(1)
+	write.SetMaxIdleConns(1)
+	write.SetConnMaxIdleTime(0)
+	write.SetConnMaxLifetime(0)
+
+	// The writer has switched the file to WAL by now; readers only read.
+	read, err := openPool(ctx, abs, "query_only(1)", "foreign_keys(1)")
+	if err != nil {
+		write.Close()
+		return nil, err
+	}
+	n := max(4, runtime.NumCPU())
+	read.SetMaxOpenConns(n)
+	read.SetMaxIdleConns(n)
+
+	return &Catalog{write: write, read: read, steps: steps}, nil
+}
+
+// openPool opens a pool whose every connection runs the pragmas. The path
+// goes in a file: URI, escaped, so that '?' or '#' in it cannot be read as
+// parameters.
+func openPool(ctx context.Context, abs string, pragmas ...string) (*sql.DB, error) {
+	q := url.Values{}
+	q.Add("_pragma", "busy_timeout(5000)")
+	for _, p := range pragmas {
+		q.Add("_pragma", p)
+	}
+	q.Set("_txlock", "immediate")
+	dsn := "file:" + (&url.URL{Path: filepath.ToSlash(abs)}).EscapedPath() + "?" + q.Encode()
+	db, err := sql.Open("sqlite", dsn)
+	if err != nil {
+		return nil, fmt.Errorf("error opening database: %w", err)
+	}
+	if err := db.PingContext(ctx); err != nil {
+		db.Close()
+		return nil, fmt.Errorf("error opening database: %w", err)
+	}
+	return db, nil
+}
+
+// dbError is the one place driver errors become catalog errors.
+func dbError(action string, err error) error {
+	var liteErr *sqlite.Error
+	switch {
+	case err == nil:
+		return nil
+	case errors.Is(err, sql.ErrNoRows):
+		return catalog.ErrNotFound
+	case errors.As(err, &liteErr) &&
+		(liteErr.Code() == sqlite3.SQLITE_CONSTRAINT_PRIMARYKEY || liteErr.Code() == sqlite3.SQLITE_CONSTRAINT_UNIQUE):
+		return catalog.ErrExists
+	case errors.Is(err, catalog.ErrConflict), errors.Is(err, catalog.ErrInvalid):
+		return err
+	}
+	return wrap(action, err)
+}
+
+// wrap adds context to an error that needs no mapping (migrations, pings).
+func wrap(action string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("error %s: %w", action, err)
+}
+
+// Ping checks that both pools answer.
+func (c *Catalog) Ping(ctx context.Context) error {
+	if err := c.write.PingContext(ctx); err != nil {
+		return wrap("pinging database", err)
+	}
+	return wrap("pinging database", c.read.PingContext(ctx))
+}
+
+// Close closes both pools.
+func (c *Catalog) Close() error {
+	return errors.Join(c.read.Close(), c.write.Close())
+}
+
+// Times are stored as INTEGER microseconds since the epoch.
+func toDB(t time.Time) int64 { return t.UnixMicro() }
+
+func fromDB(us int64) time.Time { return time.UnixMicro(us).UTC() }
+
+func (c *Catalog) clock() int64 { return toDB(rule.Timestamp(time.Now())) }
+
+const columns = `id, owner, size, committed_offset, state, metadata, is_partial,
+	is_final, partial_ids, storage, created_at, updated_at, completed_at`
+
+// bump is the new updated_at of a changed row (?3 is the clock): never
+// earlier than one microsecond after the previous value, so UpdatedAt
+// strictly increases with each change even within one clock tick.
+const bump = `max(?3, updated_at + 1)`
+
+type scanner interface{ Scan(dest ...any) error }
+
+func scanSession(row scanner) (catalog.Session, error) {
+	var (
+		s                           catalog.Session
+		state                       string
+		metadata, partials, storage string
+		created, updated            int64
+		completed                   sql.NullInt64
+		size                        sql.NullInt64
+	)
+	err := row.Scan(&s.ID, &s.Owner, &size, &s.Offset, &state, &metadata, &s.IsPartial,
+		&s.IsFinal, &partials, &storage, &created, &updated, &completed)
+	if err != nil {
+		return catalog.Session{}, err
+	}
+	s.State = catalog.State(state)
+	if size.Valid {
+		s.Size = &size.Int64
+	}
+	for _, f := range []struct {
+		raw string
+		dst any
+	}{{metadata, &s.Metadata}, {partials, &s.PartialIDs}, {storage, &s.Storage}} {
+		if err := json.Unmarshal([]byte(f.raw), f.dst); err != nil {
+			return catalog.Session{}, fmt.Errorf("error decoding stored session %s: %w", s.ID, err)
+		}
+	}
+	s.CreatedAt, s.UpdatedAt = fromDB(created), fromDB(updated)
+	if completed.Valid {
+		t := fromDB(completed.Int64)
+		s.CompletedAt = &t
+	}
+	rule.Loaded(&s)
+	return s, nil
+}
+
+func jsonText(v any) (string, error) {
+	b, err := json.Marshal(v)
+	return string(b), err
+}
+
+// Create inserts s.
+func (c *Catalog) Create(ctx context.Context, s catalog.Session) error {
+	s, err := rule.Create(s)
+	if err != nil {
+		return err
+	}
+	metadata, err := jsonText(s.Metadata)
+	if err != nil {
+		return err
+	}
+	partials, err := jsonText(s.PartialIDs)
+	if err != nil {
+		return err
+	}
+	storage, err := jsonText(s.Storage)
+	if err != nil {
+		return err
+	}
+	if s.CreatedAt.IsZero() {
+		s.CreatedAt = fromDB(c.clock())
+	}
+	if s.UpdatedAt.IsZero() {
+		s.UpdatedAt = s.CreatedAt
+	}
+	var completed sql.NullInt64
+	if s.CompletedAt != nil {
+		completed = sql.NullInt64{Int64: toDB(*s.CompletedAt), Valid: true}
+	} else if s.State == catalog.StateComplete {
+		completed = sql.NullInt64{Int64: toDB(s.UpdatedAt), Valid: true}
+	}
+	var size sql.NullInt64
+	if s.Size != nil {
+		size = sql.NullInt64{Int64: *s.Size, Valid: true}
+	}
+	_, err = c.write.ExecContext(ctx, `
+		INSERT INTO uploads (`+columns+`)
+		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+		s.ID, s.Owner, size, s.Offset, string(s.State), metadata, s.IsPartial,
+		s.IsFinal, partials, storage, toDB(s.CreatedAt), toDB(s.UpdatedAt), completed)
+	return dbError("inserting upload session", err)
+}
+
+// Get returns the session with the id.
+func (c *Catalog) Get(ctx context.Context, id string) (catalog.Session, error) {
+	s, err := scanSession(c.read.QueryRowContext(ctx, `SELECT `+columns+` FROM uploads WHERE id = ?`, id))
+	if err != nil {
+		return catalog.Session{}, dbError("getting upload session", err)
+	}
+	return s, nil
+}
+
+func (c *Catalog) current(ctx context.Context, id string) (rule.Current, error) {
+	var (
+		cur   rule.Current
+		state string
+		size  sql.NullInt64
+	)
+	err := c.read.QueryRowContext(ctx, `SELECT state, committed_offset, size FROM uploads WHERE id = ?`, id).
+		Scan(&state, &cur.Offset, &size)
+	cur.State = catalog.State(state)
+	if size.Valid {
+		cur.Size = &size.Int64
+	}
+	return cur, err
+}
+
+// change runs a conditional UPDATE (its WHERE must admit exactly what check
+// allows) through rule.Apply. Parameters: ?1 id, ?2 arg, ?3 clock.
+func (c *Catalog) change(ctx context.Context, action, id, query string, arg any, check rule.Check) error {
+	update := func(ctx context.Context) (bool, error) {
+		res, err := c.write.ExecContext(ctx, query, id, arg, c.clock())
+		if err != nil {
+			return false, err
+		}
+		n, err := res.RowsAffected()
+		return n > 0, err
+	}
+	current := func(ctx context.Context) (rule.Current, error) { return c.current(ctx, id) }
+	return dbError(action, rule.Apply(ctx, update, current, check))
+}
+
+// SetOffset records that offset bytes are committed.
+func (c *Catalog) SetOffset(ctx context.Context, id string, offset int64) error {
+	if err := rule.OffsetArg(offset); err != nil {
+		return err
+	}
+	return c.change(ctx, "updating offset", id, `
+		UPDATE uploads SET committed_offset = ?2, updated_at = `+bump+`
+		WHERE id = ?1 AND state = 'receiving' AND committed_offset < ?2
+			AND (size IS NULL OR ?2 <= size)`,
+		offset,
+		func(cur rule.Current) (bool, error) { return rule.SetOffset(cur, offset) })
+}
+
+// DeclareLength fixes the size of a deferred-length session.
+func (c *Catalog) DeclareLength(ctx context.Context, id string, size int64) error {
+	if err := rule.LengthArg(size); err != nil {
+		return err
+	}
+	return c.change(ctx, "declaring length", id, `
+		UPDATE uploads SET size = ?2, updated_at = `+bump+`
+		WHERE id = ?1 AND size IS NULL AND state = 'receiving' AND committed_offset <= ?2`,
+		size,
+		func(cur rule.Current) (bool, error) { return rule.DeclareLength(cur, size) })
+}
+
+// Complete moves a receiving session to StateComplete.
+func (c *Catalog) Complete(ctx context.Context, id string, offset int64) error {
+	if err := rule.OffsetArg(offset); err != nil {
+		return err
+	}
+	return c.change(ctx, "completing upload session", id, `
+		UPDATE uploads SET committed_offset = ?2, state = 'complete',
+			updated_at = `+bump+`, completed_at = `+bump+`
+		WHERE id = ?1 AND state = 'receiving' AND size = ?2 AND committed_offset <= ?2`,
+		offset,
+		func(cur rule.Current) (bool, error) { return rule.Complete(cur, offset) })
+}
+
+// SetState moves a session to terminated or failed.
+func (c *Catalog) SetState(ctx context.Context, id string, state catalog.State) error {
+	if err := rule.StateArg(state); err != nil {
+		return err
+	}
+	return c.change(ctx, "setting state", id, `
+		UPDATE uploads SET state = ?2, updated_at = `+bump+`
+		WHERE id = ?1 AND state <> ?2
+			AND (state = 'receiving' OR (state = 'complete' AND ?2 = 'terminated'))`,
+		string(state),
+		func(cur rule.Current) (bool, error) { return rule.SetState(cur, state) })
+}
+
+// List returns sessions matching opts, newest first.
+func (c *Catalog) List(ctx context.Context, opts catalog.ListOptions) ([]catalog.Session, error) {
+	limit, err := rule.ListLimit(opts)
+	if err != nil {
+		return nil, err
+	}
+	var (
+		where []string
+		args  []any
+	)
+	if opts.Owner != "" {
+		where, args = append(where, "owner = ?"), append(args, opts.Owner)
+	}
+	if opts.State != "" {
+		where, args = append(where, "state = ?"), append(args, string(opts.State))
+	}
+	if !opts.Before.IsZero() {
+		before := toDB(rule.Timestamp(opts.Before))
+		if opts.BeforeID != "" {
+			where, args = append(where, "(created_at, id) < (?, ?)"), append(args, before, opts.BeforeID)
+		} else {
+			where, args = append(where, "created_at < ?"), append(args, before)
+		}
+	}
+	query := `SELECT ` + columns + ` FROM uploads`
+	if len(where) > 0 {
+		query += ` WHERE ` + strings.Join(where, " AND ")
+	}
+	query += ` ORDER BY created_at DESC, id DESC LIMIT ?`
+	args = append(args, limit)
+
+	rows, err := c.read.QueryContext(ctx, query, args...)
+	if err != nil {
+		return nil, dbError("listing upload sessions", err)
+	}
+	defer rows.Close()
+	var out []catalog.Session
+	for rows.Next() {
+		s, err := scanSession(rows)
+		if err != nil {
+			return nil, dbError("listing upload sessions", err)
+		}
+		out = append(out, s)
+	}
+	if err := rows.Err(); err != nil {
+		return nil, dbError("listing upload sessions", err)
+	}
+	return out, nil
+}

@@ -1,0 +1,327 @@
+package config
+
+import (
+	"errors"
+	"fmt"
+	"net"
+	"net/url"
+	"path/filepath"
+	"regexp"
+	"strconv"
+	"strings"
+	"sync"
+	"time"
+
+	"github.com/spf13/pflag"
+)
+
+// Config is every setting of the intake server. Each field is bound to the
+// flag named in its comment; the env var is INTAKE_ followed by the flag name
+// upper-cased with "-" replaced by "_".
+type Config struct {
+	// ConfigFile (--config) is the YAML file to read settings from. It cannot
+	// be set from inside that file. Defaults to "" (no file).
+	ConfigFile string
+	// Listen (--listen) is the host:port to serve HTTP on. Defaults to
+	// "127.0.0.1:8080".
+	Listen string
+	// BasePath (--base-path) is the URL path of the tus endpoint. It must
+	// start with "/"; Resolve adds a trailing "/". Defaults to "/files/".
+	BasePath string
+	// DataDir (--data-dir) holds uploaded bytes and, by default, the SQLite
+	// catalog. Defaults to "./data".
+	DataDir string
+	// DatabaseURL (--database-url) selects the catalog: "" for SQLite at
+	// <DataDir>/intake.db, "sqlite:PATH" for SQLite elsewhere, or
+	// "postgres://..." for PostgreSQL. Defaults to "".
+	DatabaseURL string
+	// DBMaxConns (--db-max-conns) is the PostgreSQL pool size, at least 2.
+	// Defaults to 16.
+	DBMaxConns int
+	// Store (--store) is where upload bytes live; only "file" exists now.
+	// Defaults to "file".
+	Store string
+	// MaxSize (--max-size) is the largest upload accepted; 0 means no limit.
+	// Defaults to 0.
+	MaxSize ByteSize
+	// FileSync (--file-sync) fsyncs stored bytes before a PATCH is
+	// acknowledged. Defaults to true.
+	FileSync bool
+	// NetworkTimeout (--network-timeout) is how long a request may go
+	// without the client sending or receiving data. Defaults to 60s.
+	NetworkTimeout time.Duration
+	// LockTimeout (--lock-timeout) is how long a request waits for the lock
+	// on an upload another request holds. Defaults to 20s.
+	LockTimeout time.Duration
+	// ShutdownTimeout (--shutdown-timeout) is how long in-flight requests
+	// get to finish on shutdown. Defaults to 30s.
+	ShutdownTimeout time.Duration
+	// BehindProxy (--behind-proxy) trusts X-Forwarded-* and Forwarded
+	// headers when building upload URLs. Defaults to false.
+	BehindProxy bool
+	// Migrate (--migrate) applies pending catalog migrations at start.
+	// Defaults to true.
+	Migrate bool
+	// LogFormat (--log-format) is "text" or "json". Defaults to "text".
+	LogFormat string
+	// LogLevel (--log-level) is "debug", "info", "warn" or "error". Defaults
+	// to "info".
+	LogLevel string
+}
+
+// Default returns the configuration used when nothing is set.
+func Default() Config {
+	return Config{
+		Listen:          "127.0.0.1:8080",
+		BasePath:        "/files/",
+		DataDir:         "./data",
+		DBMaxConns:      16,
+		Store:           "file",
+		FileSync:        true,
+		NetworkTimeout:  60 * time.Second,
+		LockTimeout:     20 * time.Second,
+		ShutdownTimeout: 30 * time.Second,
+		Migrate:         true,
+		LogFormat:       "text",
+		LogLevel:        "info",
+	}
+}
+
+// envVar returns the environment variable for a flag: "max-size" ->
+// "INTAKE_MAX_SIZE".
+func envVar(flag string) string {
+	return "INTAKE_" + strings.ToUpper(strings.ReplaceAll(flag, "-", "_"))
+}
+
+// RegisterFlags resets c to Default and binds every setting to fs. The help
+// text of each flag ends with its env var and its default: pflag appends
+// "(default X)" for non-zero defaults, and zero defaults, which pflag leaves
+// out, say what they mean.
+func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
+	*c = Default()
+	// usage appends the env var and, for a zero default, a "(default ...)"
+	// in the same place pflag puts the others.
+	usage := func(name, text, zeroDefault string) string {
+		text += " (env " + envVar(name) + ")"
+		if zeroDefault != "" {
+			text += " (default " + zeroDefault + ")"
+		}
+		return text
+	}
+	str := func(p *string, name, text, zeroDefault string) {
+		fs.StringVar(p, name, *p, usage(name, text, zeroDefault))
+	}
+	dur := func(p *time.Duration, name, text string) {
+		fs.DurationVar(p, name, *p, usage(name, text, ""))
+	}
+	boolean := func(p *bool, name, text, zeroDefault string) {
+		fs.BoolVar(p, name, *p, usage(name, text, zeroDefault))
+	}
+
+	str(&c.ConfigFile, "config", "YAML file of settings keyed by flag name; flags and env vars override it", "none")
+	str(&c.Listen, "listen", "host:port to serve HTTP on", "")
+	str(&c.BasePath, "base-path", "URL path of the tus endpoint; must start with /", "")
+	str(&c.DataDir, "data-dir", "directory for upload bytes (<data-dir>/uploads) and the default SQLite catalog", "")
+	str(&c.DatabaseURL, "database-url", "catalog database: postgres://user:pass@host/db for PostgreSQL or sqlite:PATH", "SQLite at <data-dir>/intake.db")
+	fs.IntVar(&c.DBMaxConns, "db-max-conns", c.DBMaxConns, usage("db-max-conns", "maximum PostgreSQL connections, at least 2", ""))
+	str(&c.Store, "store", `where upload bytes are stored; must be "file"`, "")
+	fs.Var(&c.MaxSize, "max-size", usage("max-size", "largest upload accepted, in bytes or with a unit such as 500MB or 10GiB; 0 means no limit", "0"))
+	boolean(&c.FileSync, "file-sync", "fsync stored bytes before acknowledging a PATCH; off risks losing acknowledged bytes on power loss", "")
+	dur(&c.NetworkTimeout, "network-timeout", "close a request that sends or receives no data for this long")
+	dur(&c.LockTimeout, "lock-timeout", "how long a request waits for an upload locked by another request")
+	dur(&c.ShutdownTimeout, "shutdown-timeout", "how long in-flight requests get to finish on shutdown")
+	boolean(&c.BehindProxy, "behind-proxy", "trust X-Forwarded-* and Forwarded headers; enable only behind a proxy that sets them", "false")
+	boolean(&c.Migrate, "migrate", "apply pending catalog migrations at start", "")
+	str(&c.LogFormat, "log-format", "log format: text or json", "")
+	str(&c.LogLevel, "log-level", "minimum log level: debug, info, warn or error", "")
+}
+
+// flagNames lists the flags RegisterFlags defines. It is derived from
+// RegisterFlags itself so that Resolve and the file's key check cannot drift
+// from it.
+var flagNames = sync.OnceValue(func() []string {
+	var c Config
+	fs := pflag.NewFlagSet("names", pflag.ContinueOnError)
+	c.RegisterFlags(fs)
+	var names []string
+	fs.VisitAll(func(f *pflag.Flag) { names = append(names, f.Name) })
+	return names
+})
+
+// Validate reports every problem in c, each naming the flag and what to
+// change. It never repeats the database URL, which may hold a password.
+func (c Config) Validate() error {
+	var errs []error
+	bad := func(flag, format string, args ...any) {
+		errs = append(errs, fmt.Errorf("--%s (env %s): %s", flag, envVar(flag), fmt.Sprintf(format, args...)))
+	}
+
+	if _, port, err := net.SplitHostPort(c.Listen); err != nil || !validPort(port) {
+		bad("listen", "%q is not host:port with a numeric port; use e.g. 127.0.0.1:8080, or :8080 for all interfaces", c.Listen)
+	}
+
+	switch {
+	case !strings.HasPrefix(c.BasePath, "/"):
+		bad("base-path", "%q must start with \"/\", e.g. /files/", c.BasePath)
+	case strings.ContainsAny(c.BasePath, "?# "):
+		bad("base-path", "%q must be a plain URL path without spaces, \"?\" or \"#\", e.g. /files/", c.BasePath)
+	}
+
+	if strings.TrimSpace(c.DataDir) == "" {
+		bad("data-dir", "must not be empty; use a directory such as ./data")
+	}
+
+	if msg := checkDatabaseURL(c.DatabaseURL); msg != "" {
+		bad("database-url", "%s", msg)
+	}
+
+	if c.DBMaxConns < 2 {
+		bad("db-max-conns", "is %d; it must be at least 2", c.DBMaxConns)
+	}
+
+	if c.Store != "file" {
+		bad("store", "is %q; it must be \"file\"", c.Store)
+	}
+
+	if c.MaxSize < 0 {
+		bad("max-size", "must not be negative; use 0 for no limit or a size such as 10GiB")
+	}
+
+	for _, d := range []struct {
+		flag string
+		v    time.Duration
+	}{
+		{"network-timeout", c.NetworkTimeout},
+		{"lock-timeout", c.LockTimeout},
+		{"shutdown-timeout", c.ShutdownTimeout},
+	} {
+		if d.v <= 0 {
+			bad(d.flag, "is %s; it must be greater than zero, e.g. 30s", d.v)
+		}
+	}
+
+	if c.LogFormat != "text" && c.LogFormat != "json" {
+		bad("log-format", "is %q; use text or json", c.LogFormat)
+	}
+	switch c.LogLevel {
+	case "debug", "info", "warn", "error":
+	default:
+		bad("log-level", "is %q; use debug, info, warn or error", c.LogLevel)
+	}
+
+	return errors.Join(errs...)
+}
+
+func validPort(p string) bool {
+	n, err := strconv.Atoi(p)
+	return err == nil && n >= 0 && n <= 65535
+}
+
+// checkDatabaseURL returns what is wrong with a database URL, or "". The
+// message may name the scheme but never the rest of the URL.
+func checkDatabaseURL(dsn string) string {
+	const use = "use postgres://user:password@host:5432/dbname for PostgreSQL, sqlite:PATH for SQLite, or leave it empty for SQLite at <data-dir>/intake.db"
+	switch {
+	case dsn == "":
+		return ""
+	case isPostgres(dsn):
+		// pgx parses the rest; net/url would reject valid pgx URLs such as
+		// multi-host ones, and its errors quote the whole URL.
+		return ""
+	case strings.HasPrefix(dsn, "sqlite:"):
+		if sqlitePath(dsn) == "" {
+			return "sqlite: needs a file path, e.g. sqlite:/var/lib/intake/intake.db"
+		}
+		return ""
+	}
+	scheme, _, ok := strings.Cut(dsn, ":")
+	if !ok || scheme == "" || strings.ContainsAny(scheme, " =/") {
+		return "is not a URL; " + use
+	}
+	if strings.EqualFold(scheme, "postgres") || strings.EqualFold(scheme, "postgresql") || strings.EqualFold(scheme, "sqlite") {
+		return fmt.Sprintf("scheme %q must be lower case; %s", scheme, use)
+	}
+	return fmt.Sprintf("unsupported scheme %q; %s", scheme, use)
+}
+
+// isPostgres matches what pgx accepts as a URL; pgx compares case-sensitively.
+func isPostgres(dsn string) bool {
+	return strings.HasPrefix(dsn, "postgres://") || strings.HasPrefix(dsn, "postgresql://")
+}
+
+// UsesPostgres reports whether the catalog is PostgreSQL (database-url
+// starts with postgres:// or postgresql://).
+func (c Config) UsesPostgres() bool { return isPostgres(c.DatabaseURL) }
+
+// SQLitePath returns the SQLite catalog file: <data-dir>/intake.db when
+// database-url is empty, PATH for "sqlite:PATH" or "sqlite://PATH", and ""
+// when the catalog is not SQLite.
+func (c Config) SQLitePath() string {
+	if c.DatabaseURL == "" {
+		return filepath.Join(c.DataDir, "intake.db")
+	}
+	return sqlitePath(c.DatabaseURL)
+}
+
+func sqlitePath(dsn string) string {
+	if p, ok := strings.CutPrefix(dsn, "sqlite://"); ok {
+		return p
+	}
+	if p, ok := strings.CutPrefix(dsn, "sqlite:"); ok {
+		return p
+	}
+	return ""
+}
+
+// UploadsDir returns <data-dir>/uploads, where the file store keeps bytes.
+func (c Config) UploadsDir() string { return filepath.Join(c.DataDir, "uploads") }
+
+const redactedPassword = "xxxxx"
+
+// Redacted returns a copy of c that is safe to log: a password in
+// database-url, whether in the user info or a password= parameter, becomes
+// "xxxxx". When the URL cannot be parsed, it errs on the side of hiding too
+// much.
+func (c Config) Redacted() Config {
+	c.DatabaseURL = redactDSN(c.DatabaseURL)
+	return c
+}
+
+var (
+	queryPassword   = regexp.MustCompile(`(?i)([?&]password=)[^&#]*`)
+	keywordPassword = regexp.MustCompile(`(?i)(password\s*=\s*)('(?:[^'\\]|\\.)*'|\S*)`)
+)
+
+func redactDSN(dsn string) string {
+	scheme, rest, isURL := strings.Cut(dsn, "://")
+	if !isURL {
+		// keyword/value form (host=... password=...), which Validate rejects
+		// but which may still reach a log line before validation.
+		return keywordPassword.ReplaceAllString(dsn, "${1}"+redactedPassword)
+	}
+	// When the user info holds no "@" but the rest does, net/url may have
+	// split an unescaped password at "/", "?" or "#" and would leak it; the
+	// fallback below handles that.
+	if u, err := url.Parse(dsn); err == nil && (u.User != nil || !strings.Contains(rest, "@")) {
+		if _, has := u.User.Password(); has {
+			u.User = url.UserPassword(u.User.Username(), redactedPassword)
+		}
+		q := u.Query()
+		if q.Has("password") {
+			q.Set("password", redactedPassword)
+			u.RawQuery = q.Encode()
+		}
+		// url.URL.String escapes "xxxxx" as itself, so the result is literal.
+		return u.String()
+	}
+	// Not parseable by net/url, e.g. pgx's multi-host
+	// postgres://u:p@h1:5432,h2:5432/db. The last "@" ends the user info;
+	// if the query holds an "@" this hides too much, which is the safe way
+	// to be wrong.
+	if at := strings.LastIndex(rest, "@"); at >= 0 {
+		if user, _, hasPass := strings.Cut(rest[:at], ":"); hasPass {
+			rest = user + ":" + redactedPassword + rest[at:]
+		}
+	}
+	return queryPassword.ReplaceAllString(scheme+"://"+rest, "${1}"+redactedPassword)
+}

@@ -1,0 +1,261 @@
+package config_test
+
+import (
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/intake-dev/intake/pkg/config"
+	"github.com/spf13/pflag"
+)
+
+func TestDefaultIsValid(t *testing.T) {
+	t.Parallel()
+	if err := config.Default().Validate(); err != nil {
+		t.Fatalf("Default().Validate() = %v; want nil", err)
+	}
+}
+
+func TestValidateAccepts(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		mutate func(*config.Config)
+	}{
+		{"listen all interfaces", func(c *config.Config) { c.Listen = ":8080" }},
+		{"listen random port", func(c *config.Config) { c.Listen = "127.0.0.1:0" }},
+		{"listen ipv6", func(c *config.Config) { c.Listen = "[::1]:8080" }},
+		{"base path without trailing slash", func(c *config.Config) { c.BasePath = "/files" }},
+		{"base path root", func(c *config.Config) { c.BasePath = "/" }},
+		{"postgres", func(c *config.Config) { c.DatabaseURL = "postgres://u:p@db:5432/intake?sslmode=disable" }},
+		{"postgresql", func(c *config.Config) { c.DatabaseURL = "postgresql://db/intake" }},
+		{"postgres multi-host", func(c *config.Config) { c.DatabaseURL = "postgres://u:p@h1:5432,h2:5432/intake" }},
+		{"postgres socket", func(c *config.Config) { c.DatabaseURL = "postgres:///intake?host=/run/postgresql" }},
+		{"sqlite path", func(c *config.Config) { c.DatabaseURL = "sqlite:/var/lib/intake/catalog.db" }},
+		{"sqlite url", func(c *config.Config) { c.DatabaseURL = "sqlite://catalog.db" }},
+		{"max size", func(c *config.Config) { c.MaxSize = 10 << 30 }},
+		{"two conns", func(c *config.Config) { c.DBMaxConns = 2 }},
+		{"json debug", func(c *config.Config) { c.LogFormat, c.LogLevel = "json", "debug" }},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := config.Default()
+			tt.mutate(&c)
+			if err := c.Validate(); err != nil {
+				t.Errorf("Validate() = %v; want nil", err)
+			}
+		})
+	}
+}
+
+func TestValidateRejects(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name   string
+		mutate func(*config.Config)
+		// want are substrings of the error: the flag, its env var and what
+		// to do about it.
+		want []string
+	}{
+		{"listen without port", func(c *config.Config) { c.Listen = "localhost" },
+			[]string{"--listen", "INTAKE_LISTEN", `"localhost"`, "e.g. 127.0.0.1:8080"}},
+		{"listen named port", func(c *config.Config) { c.Listen = "localhost:http" },
+			[]string{"--listen", "numeric port"}},
+		{"listen port out of range", func(c *config.Config) { c.Listen = ":70000" },
+			[]string{"--listen"}},
+		{"listen empty", func(c *config.Config) { c.Listen = "" },
+			[]string{"--listen"}},
+		{"base path relative", func(c *config.Config) { c.BasePath = "files/" },
+			[]string{"--base-path", "INTAKE_BASE_PATH", `must start with "/"`}},
+		{"base path empty", func(c *config.Config) { c.BasePath = "" },
+			[]string{"--base-path", `must start with "/"`}},
+		{"base path query", func(c *config.Config) { c.BasePath = "/files?x=1" },
+			[]string{"--base-path", `"?"`}},
+		{"data dir empty", func(c *config.Config) { c.DataDir = " " },
+			[]string{"--data-dir", "must not be empty"}},
+		{"database scheme", func(c *config.Config) { c.DatabaseURL = "mysql://root:hunter2@db/intake" },
+			[]string{"--database-url", "INTAKE_DATABASE_URL", `unsupported scheme "mysql"`, "postgres://"}},
+		{"database scheme case", func(c *config.Config) { c.DatabaseURL = "Postgres://u:hunter2@db/intake" },
+			[]string{"--database-url", "lower case"}},
+		{"database keyword dsn", func(c *config.Config) { c.DatabaseURL = "host=db password=hunter2" },
+			[]string{"--database-url", "is not a URL"}},
+		{"database bare path", func(c *config.Config) { c.DatabaseURL = "/var/lib/intake.db" },
+			[]string{"--database-url", "is not a URL", "sqlite:PATH"}},
+		{"sqlite without path", func(c *config.Config) { c.DatabaseURL = "sqlite:" },
+			[]string{"--database-url", "needs a file path"}},
+		{"one conn", func(c *config.Config) { c.DBMaxConns = 1 },
+			[]string{"--db-max-conns", "INTAKE_DB_MAX_CONNS", "at least 2"}},
+		{"store", func(c *config.Config) { c.Store = "s3" },
+			[]string{"--store", `"s3"`, `must be "file"`}},
+		{"negative max size", func(c *config.Config) { c.MaxSize = -1 },
+			[]string{"--max-size", "use 0 for no limit"}},
+		{"zero network timeout", func(c *config.Config) { c.NetworkTimeout = 0 },
+			[]string{"--network-timeout", "INTAKE_NETWORK_TIMEOUT", "greater than zero"}},
+		{"negative lock timeout", func(c *config.Config) { c.LockTimeout = -time.Second },
+			[]string{"--lock-timeout", "greater than zero"}},
+		{"zero shutdown timeout", func(c *config.Config) { c.ShutdownTimeout = 0 },
+			[]string{"--shutdown-timeout", "greater than zero"}},
+		{"log format", func(c *config.Config) { c.LogFormat = "logfmt" },
+			[]string{"--log-format", "text or json"}},
+		{"log level", func(c *config.Config) { c.LogLevel = "trace" },
+			[]string{"--log-level", "debug, info, warn or error"}},
+		{"log level upper case", func(c *config.Config) { c.LogLevel = "INFO" },
+			[]string{"--log-level"}},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := config.Default()
+			tt.mutate(&c)
+			err := c.Validate()
+			if err == nil {
+				t.Fatalf("Validate() = nil; want an error containing %q", tt.want)
+			}
+			for _, w := range tt.want {
+				if !strings.Contains(err.Error(), w) {
+					t.Errorf("Validate() = %q; want it to contain %q", err, w)
+				}
+			}
+			if strings.Contains(err.Error(), "hunter2") {
+				t.Errorf("Validate() = %q; it leaks the database password", err)
+			}
+		})
+	}
+}
+
+func TestValidateReportsEveryProblem(t *testing.T) {
+	t.Parallel()
+	c := config.Default()
+	c.Store, c.LogLevel, c.DBMaxConns = "s3", "loud", 0
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("Validate() = nil; want three problems")
+	}
+	if got := strings.Count(err.Error(), "\n") + 1; got != 3 {
+		t.Errorf("Validate() reported %d problems; want 3:\n%v", got, err)
+	}
+}
+
+func TestCatalogSelection(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		dsn          string
+		wantPostgres bool
+		wantSQLite   string
+	}{
+		{"", false, "data/intake.db"},
+		{"sqlite:/var/lib/catalog.db", false, "/var/lib/catalog.db"},
+		{"sqlite:catalog.db", false, "catalog.db"},
+		{"sqlite:///var/lib/catalog.db", false, "/var/lib/catalog.db"},
+		{"sqlite://catalog.db", false, "catalog.db"},
+		{"postgres://u:p@db/intake", true, ""},
+		{"postgresql://db/intake", true, ""},
+		{"mysql://db/intake", false, ""},
+	}
+	for _, tt := range tests {
+		t.Run(tt.dsn, func(t *testing.T) {
+			t.Parallel()
+			c := config.Default()
+			c.DatabaseURL = tt.dsn
+			if got := c.UsesPostgres(); got != tt.wantPostgres {
+				t.Errorf("UsesPostgres() = %v; want %v", got, tt.wantPostgres)
+			}
+			if got := c.SQLitePath(); got != tt.wantSQLite {
+				t.Errorf("SQLitePath() = %q; want %q", got, tt.wantSQLite)
+			}
+		})
+	}
+}
+
+func TestUploadsDir(t *testing.T) {
+	t.Parallel()
+	c := config.Default()
+	c.DataDir = "/srv/intake"
+	if got := c.UploadsDir(); got != "/srv/intake/uploads" {
+		t.Errorf("UploadsDir() = %q; want /srv/intake/uploads", got)
+	}
+}
+
+func TestRedacted(t *testing.T) {
+	t.Parallel()
+	tests := []struct {
+		name, dsn, want string
+	}{
+		{"empty", "", ""},
+		{"sqlite", "sqlite:/var/lib/catalog.db", "sqlite:/var/lib/catalog.db"},
+		{"no password", "postgres://intake@db:5432/intake", "postgres://intake@db:5432/intake"},
+		{"user info", "postgres://intake:hunter2@db:5432/intake?sslmode=require",
+			"postgres://intake:xxxxx@db:5432/intake?sslmode=require"},
+		{"escaped password", "postgresql://intake:hun%40ter2@db/intake",
+			"postgresql://intake:xxxxx@db/intake"},
+		{"query password", "postgres://db/intake?password=hunter2&sslmode=disable",
+			"postgres://db/intake?password=xxxxx&sslmode=disable"},
+		{"multi-host", "postgres://intake:hunter2@h1:5432,h2:5432/intake?password=hunter2",
+			"postgres://intake:xxxxx@h1:5432,h2:5432/intake?password=xxxxx"},
+		{"unescaped @", "postgres://intake:hun@ter2@db/intake",
+			"postgres://intake:xxxxx@db/intake"},
+		// net/url would take "intake:1234" as host:port and "/ter2@db/intake"
+		// as the path, hiding nothing.
+		{"unescaped slash", "postgres://intake:1234/ter2@db/intake",
+			"postgres://intake:xxxxx@db/intake"},
+		{"unescaped question mark", "postgres://intake:1234?ter2@db/intake",
+			"postgres://intake:xxxxx@db/intake"},
+		{"keyword form", "host=db user=intake password=hunter2 dbname=intake",
+			"host=db user=intake password=xxxxx dbname=intake"},
+		{"keyword form quoted", "host=db password='hun ter2' dbname=intake",
+			"host=db password=xxxxx dbname=intake"},
+	}
+	for _, tt := range tests {
+		t.Run(tt.name, func(t *testing.T) {
+			t.Parallel()
+			c := config.Default()
+			c.DatabaseURL = tt.dsn
+			r := c.Redacted()
+			if r.DatabaseURL != tt.want {
+				t.Errorf("Redacted().DatabaseURL = %q; want %q", r.DatabaseURL, tt.want)
+			}
+			if strings.Contains(r.DatabaseURL, "ter2") {
+				t.Errorf("Redacted().DatabaseURL = %q; it leaks the password", r.DatabaseURL)
+			}
+			if c.DatabaseURL != tt.dsn {
+				t.Errorf("Redacted changed its receiver: DatabaseURL = %q; want %q", c.DatabaseURL, tt.dsn)
+			}
+			r.DatabaseURL = c.DatabaseURL
+			if r != c {
+				t.Errorf("Redacted() changed more than DatabaseURL: %+v; want %+v", r, c)
+			}
+		})
+	}
+}
+
+// Operators read --help to learn where a setting comes from: every line must
+// name the env var and state the default.
+func TestHelpNamesEnvAndDefault(t *testing.T) {
+	t.Parallel()
+	var c config.Config
+	fs := pflag.NewFlagSet("intake", pflag.ContinueOnError)
+	c.RegisterFlags(fs)
+	lines := strings.Split(fs.FlagUsagesWrapped(0), "\n")
+	fs.VisitAll(func(f *pflag.Flag) {
+		env := "(env INTAKE_" + strings.ToUpper(strings.ReplaceAll(f.Name, "-", "_")) + ")"
+		for _, l := range lines {
+			if strings.HasPrefix(strings.TrimSpace(l), "--"+f.Name+" ") {
+				if !strings.Contains(l, env) || strings.Count(l, "(default ") != 1 {
+					t.Errorf("help for --%s = %q; want it to contain %q and one (default ...)", f.Name, l, env)
+				}
+				return
+			}
+		}
+		t.Errorf("no help line for --%s in:\n%s", f.Name, fs.FlagUsages())
+	})
+}
+
+func TestRegisterFlagsSetsDefaults(t *testing.T) {
+	t.Parallel()
+	c := config.Config{Listen: "stale", Store: "stale"}
+	c.RegisterFlags(pflag.NewFlagSet("intake", pflag.ContinueOnError))
+	if c != config.Default() {
+		t.Errorf("after RegisterFlags, Config = %+v; want Default() %+v", c, config.Default())
+	}
+}
