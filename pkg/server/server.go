@@ -33,6 +33,7 @@ type Server struct {
 	registry *prometheus.Registry
 	checks   map[string]func(context.Context) error
 	handler  http.Handler
+	drainer  *drainer
 }
 
 // New opens the catalog (applying migrations unless cfg.Migrate is false)
@@ -107,6 +108,7 @@ func assemble(ctx context.Context, cfg config.Config, log *slog.Logger, cat Cata
 		catalog:  cat,
 		tus:      tus,
 		registry: reg,
+		drainer:  newDrainer(),
 		checks: map[string]func(context.Context) error{
 			"database": cat.Ping,
 			"storage":  dirWritable(dir),
@@ -131,15 +133,18 @@ func (s *Server) Close() error { return s.catalog.Close() }
 // the client, and waits up to the configured shutdown timeout for handlers to
 // return.
 func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
-	reqCtx, cancelRequests := context.WithCancelCause(context.WithoutCancel(ctx))
-	defer cancelRequests(nil)
+	// Request contexts are deliberately not derived from ctx: cancelling
+	// them would abort handlers mid-write. Shutdown ends request bodies
+	// instead (see drainer) and lets the handlers finish.
+	reqCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
+	defer cancelRequests()
 	srv := &http.Server{
-		Handler:           s.handler,
+		Handler:           s.drainer.wrap(s.handler),
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return reqCtx },
 	}
-	srv.RegisterOnShutdown(func() { cancelRequests(handler.ErrServerShutdown) })
+	srv.RegisterOnShutdown(s.drainer.drain)
 
 	errc := make(chan error, 1)
 	go func() { errc <- srv.Serve(ln) }()
@@ -156,6 +161,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	err := srv.Shutdown(shutdownCtx)
 	if err != nil {
 		s.log.Warn("graceful shutdown timed out; closing connections", "error", err)
+		cancelRequests()
 		err = srv.Close()
 	}
 	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {

@@ -281,7 +281,9 @@ func TestDownloadOfIncompleteUploadIsRefused(t *testing.T) {
 func TestV1UploadsNotFound(t *testing.T) {
 	ts := startServer(t, testConfig(t, "sqlite"))
 	resp, body := ts.do("GET", ts.base+"/v1/uploads/nope", nil, nil)
-	var e struct{ Error struct{ Code, Message string } }
+	var e struct {
+		Error struct{ Code, Message string }
+	}
 	if resp.StatusCode != http.StatusNotFound || json.Unmarshal(body, &e) != nil || e.Error.Code != "upload_not_found" {
 		t.Fatalf("got %d %s; want 404 upload_not_found JSON", resp.StatusCode, body)
 	}
