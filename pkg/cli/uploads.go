@@ -10,6 +10,7 @@ import (
 	"strconv"
 	"text/tabwriter"
 	"time"
+	"unicode"
 
 	"github.com/spf13/cobra"
 
@@ -73,7 +74,7 @@ func newUploadsLsCmd() *cobra.Command {
 		fmt.Fprintln(tw, "ID\tSTATE\tOFFSET\tSIZE\tCREATED\tFILENAME")
 		for _, v := range views {
 			fmt.Fprintf(tw, "%s\t%s\t%d\t%s\t%s\t%s\n", v.ID, v.State, v.Offset, sizeText(v.Size),
-				v.CreatedAt.UTC().Format(time.RFC3339), v.Metadata["filename"])
+				v.CreatedAt.UTC().Format(time.RFC3339), cellText(v.Metadata["filename"]))
 		}
 		return tw.Flush()
 	}
@@ -132,6 +133,18 @@ func newUploadsShowCmd() *cobra.Command {
 		return tw.Flush()
 	}
 	return cmd
+}
+
+// cellText renders client-supplied text for a table cell: as is when every
+// rune is printable, else quoted, so that a newline, tab or escape sequence
+// in a filename can neither forge a row nor reach the operator's terminal.
+func cellText(s string) string {
+	for _, r := range s {
+		if !unicode.IsPrint(r) {
+			return strconv.Quote(s)
+		}
+	}
+	return s
 }
 
 func sizeText(size *int64) string {

@@ -3,6 +3,7 @@ package config
 import (
 	"errors"
 	"fmt"
+	"log/slog"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -324,4 +325,20 @@ func redactDSN(dsn string) string {
 		}
 	}
 	return queryPassword.ReplaceAllString(scheme+"://"+rest, "${1}"+redactedPassword)
+}
+
+// LogValue renders the settings for a structured log line, with the
+// database password hidden.
+func (c Config) LogValue() slog.Value {
+	r := c.Redacted()
+	return slog.GroupValue(
+		slog.String("listen", r.Listen),
+		slog.String("base_path", r.BasePath),
+		slog.String("data_dir", r.DataDir),
+		slog.String("database_url", r.DatabaseURL),
+		slog.String("store", r.Store),
+		slog.String("max_size", r.MaxSize.String()),
+		slog.Bool("file_sync", r.FileSync),
+		slog.Bool("migrate", r.Migrate),
+	)
 }

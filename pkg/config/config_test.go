@@ -1,6 +1,8 @@
 package config_test
 
 import (
+	"bytes"
+	"log/slog"
 	"strings"
 	"testing"
 	"time"
@@ -257,5 +259,16 @@ func TestRegisterFlagsSetsDefaults(t *testing.T) {
 	c.RegisterFlags(pflag.NewFlagSet("intake", pflag.ContinueOnError))
 	if c != config.Default() {
 		t.Errorf("after RegisterFlags, Config = %+v; want Default() %+v", c, config.Default())
+	}
+}
+
+func TestLogValueHidesPassword(t *testing.T) {
+	t.Parallel()
+	c := config.Default()
+	c.DatabaseURL = "postgres://intake:s3cret@db:5432/intake"
+	var buf bytes.Buffer
+	slog.New(slog.NewTextHandler(&buf, nil)).Info("starting", "config", c)
+	if strings.Contains(buf.String(), "s3cret") || !strings.Contains(buf.String(), "config.database_url=") {
+		t.Errorf("log line = %q; want the database URL without its password", buf.String())
 	}
 }

@@ -112,7 +112,9 @@ func NewUploadView(sess catalog.Session, basePath string) UploadView {
 
 func (s *Server) getUpload(w http.ResponseWriter, r *http.Request) {
 	id := r.PathValue("id")
-	sess, err := s.catalog.Get(r.Context(), id)
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	sess, err := s.catalog.Get(ctx, id)
 	switch {
 	case errors.Is(err, catalog.ErrNotFound):
 		jsonerr.Write(w, r, http.StatusNotFound, "upload_not_found", "upload not found")

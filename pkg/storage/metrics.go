@@ -2,8 +2,9 @@ package storage
 
 import "github.com/prometheus/client_golang/prometheus"
 
-// Metrics counts what the store commits. Counts are of catalog-recorded
-// events, so they agree with what `intake uploads ls` shows.
+// Metrics counts what the store does. Upload counts are of events the
+// catalog recorded, so they agree with `intake uploads ls`; bytes are those
+// the backend accepted, whether or not the catalog could record them yet.
 type Metrics struct {
 	created       prometheus.Counter
 	completed     prometheus.Counter

@@ -40,8 +40,8 @@ type Options struct {
 	// info and must make the written bytes durable (e.g. fsync) before the
 	// offset is recorded and acknowledged. Defaults to none.
 	Sync func(ctx context.Context, info handler.FileInfo) error
-	// CommitTimeout bounds each catalog write made on behalf of a request.
-	// Those writes deliberately outlive a cancelled request: the bytes are
+	// CommitTimeout bounds each catalog call made on behalf of a request.
+	// Writes deliberately outlive a cancelled request: the bytes are
 	// already stored and the catalog must learn about them. Defaults to 10s.
 	CommitTimeout time.Duration
 	Logger        *slog.Logger
@@ -169,16 +169,20 @@ func (s *Store) NewUpload(ctx context.Context, info handler.FileInfo) (handler.U
 // checkPartials enforces that a final upload only names partial uploads.
 // tusd itself checks that they are finished, not that they are partial.
 func (s *Store) checkPartials(ctx context.Context, ids []string) error {
+	rctx, cancel := context.WithTimeout(ctx, s.opts.CommitTimeout)
+	defer cancel()
 	for _, id := range ids {
-		sess, err := s.sessions.Get(ctx, id)
+		sess, err := s.sessions.Get(rctx, id)
 		if err != nil {
 			return s.catalogError(ctx, "get", id, err)
 		}
-		if !sess.IsPartial {
-			return ErrNotPartial
-		}
+		// Ownership first: ErrNotPartial would tell another owner that the
+		// upload exists.
 		if sess.Owner != auth.Owner(ctx) {
 			return handler.ErrNotFound
+		}
+		if !sess.IsPartial {
+			return ErrNotPartial
 		}
 	}
 	return nil
@@ -186,18 +190,22 @@ func (s *Store) checkPartials(ctx context.Context, ids []string) error {
 
 // GetUpload returns the upload if its session exists and can still be used.
 func (s *Store) GetUpload(ctx context.Context, id string) (handler.Upload, error) {
-	sess, err := s.sessions.Get(ctx, id)
+	rctx, cancel := context.WithTimeout(ctx, s.opts.CommitTimeout)
+	defer cancel()
+	sess, err := s.sessions.Get(rctx, id)
 	if err != nil {
 		return nil, s.catalogError(ctx, "get", id, err)
+	}
+	// Ownership first: a state-specific answer (410) would tell another
+	// owner that the upload exists.
+	if sess.Owner != auth.Owner(ctx) {
+		return nil, handler.ErrNotFound
 	}
 	switch sess.State {
 	case catalog.StateTerminated:
 		return nil, handler.ErrNotFound
 	case catalog.StateFailed:
 		return nil, ErrUploadFailed
-	}
-	if sess.Owner != auth.Owner(ctx) {
-		return nil, handler.ErrNotFound
 	}
 	inner, err := s.backend.GetUpload(ctx, id)
 	if err != nil {
@@ -239,6 +247,14 @@ func (u *upload) GetInfo(ctx context.Context) (handler.FileInfo, error) {
 	}
 	if u.session.State != catalog.StateReceiving {
 		return info, nil
+	}
+	if !info.SizeIsDeferred && u.session.SizeDeferred() {
+		// The store took a declared length the catalog never recorded (it
+		// failed in between). tusd will not accept the length a second
+		// time and Complete refuses a deferred size, so record it here.
+		if err := u.recordLength(ctx, info.Size); err != nil {
+			return info, err
+		}
 	}
 	if info.Offset != u.session.Offset {
 		if err := u.commitOffset(ctx, info.Offset); err != nil {
@@ -342,6 +358,10 @@ func (u *upload) DeclareLength(ctx context.Context, length int64) error {
 	if err := u.store.backend.AsLengthDeclarableUpload(u.inner).DeclareLength(ctx, length); err != nil {
 		return err
 	}
+	return u.recordLength(ctx, length)
+}
+
+func (u *upload) recordLength(ctx context.Context, length int64) error {
 	cctx, cancel := u.store.commitCtx(ctx)
 	defer cancel()
 	if err := u.store.sessions.DeclareLength(cctx, u.session.ID, length); err != nil {

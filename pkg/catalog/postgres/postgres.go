@@ -52,6 +52,10 @@ var loadSteps = sync.OnceValues(func() ([]migrate.Step, error) {
 // Open connects to the database at url (a postgres:// URL or a key=value
 // DSN) and checks that it answers. It does not migrate; call MigrateUp.
 // Errors never contain the URL.
+// defaultConnectTimeout bounds each new connection unless the URL sets
+// connect_timeout.
+const defaultConnectTimeout = 5 * time.Second
+
 func Open(ctx context.Context, url string, opts Options) (*Catalog, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
@@ -66,6 +70,12 @@ func Open(ctx context.Context, url string, opts Options) (*Catalog, error) {
 	}
 	if opts.MaxConns > 0 {
 		cfg.MaxConns = opts.MaxConns
+	}
+	if cfg.ConnConfig.ConnectTimeout == 0 {
+		// A database host that drops packets must turn into a prompt 503,
+		// not a request hanging for the OS's TCP timeout. The URL's
+		// connect_timeout, when given, wins.
+		cfg.ConnConfig.ConnectTimeout = defaultConnectTimeout
 	}
 	pool, err := pgxpool.NewWithConfig(ctx, cfg)
 	if err != nil {
