@@ -1,6 +1,7 @@
 package cli
 
 import (
+	"context"
 	"encoding/json"
 	"errors"
 	"fmt"
@@ -15,6 +16,7 @@ import (
 	"github.com/spf13/cobra"
 
 	"github.com/intake-dev/intake/pkg/catalog"
+	"github.com/intake-dev/intake/pkg/config"
 	"github.com/intake-dev/intake/pkg/server"
 )
 
@@ -54,7 +56,7 @@ func newUploadsLsCmd() *cobra.Command {
 			return errors.New("--limit must be at least 1")
 		}
 		ctx := cmd.Context()
-		cat, err := server.OpenCatalog(ctx, cfg)
+		cat, err := openMigrated(ctx, cfg)
 		if err != nil {
 			return err
 		}
@@ -92,7 +94,7 @@ func newUploadsShowCmd() *cobra.Command {
 			return err
 		}
 		ctx := cmd.Context()
-		cat, err := server.OpenCatalog(ctx, cfg)
+		cat, err := openMigrated(ctx, cfg)
 		if err != nil {
 			return err
 		}
@@ -145,6 +147,31 @@ func cellText(s string) string {
 		}
 	}
 	return s
+}
+
+// openMigrated opens the catalog and refuses one whose schema is behind
+// this binary, with the command that fixes it rather than a SQL error.
+func openMigrated(ctx context.Context, cfg config.Config) (server.Catalog, error) {
+	cat, err := server.OpenCatalog(ctx, cfg)
+	if err != nil {
+		return nil, err
+	}
+	list, err := cat.MigrationStatus(ctx)
+	if err != nil {
+		cat.Close()
+		return nil, err
+	}
+	pending := 0
+	for _, m := range list {
+		if m.AppliedAt == nil {
+			pending++
+		}
+	}
+	if pending > 0 {
+		cat.Close()
+		return nil, fmt.Errorf("the catalog schema has %d pending migration(s): run `intake migrate up` (or start `intake serve`, which applies them)", pending)
+	}
+	return cat, nil
 }
 
 func sizeText(size *int64) string {

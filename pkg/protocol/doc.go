@@ -41,6 +41,12 @@
 //     and/or proxies from caching the response by adding the Cache-Control:
 //     no-store header to the response." Every HEAD and every error has it.
 //   - Tus-Resumable is set on every response, including intake's own errors.
+//   - An upload over the maximum size declared where tusd checks late: a
+//     deferred-length creation-with-upload body larger than Options.MaxSize
+//     (tusd creates the upload, then answers 413 without its Location), and
+//     a PATCH declaring Upload-Length over it (tusd: 400). "If the length of
+//     the upload exceeds the maximum [...] the Server MUST respond with the
+//     413 Request Entity Too Large status." Both now 413 max_size_exceeded.
 //   - Creation-with-upload with a body longer than Upload-Length creates the
 //     upload, then answers 413 without its Location. Now refused before
 //     creation (413 upload_size_exceeded).
@@ -60,11 +66,11 @@
 //     never become a PATCH or DELETE.
 //   - HEAD echoes Upload-Metadata and Upload-Concat re-serialized (any order;
 //     absolute URLs), not byte for byte "as received": same pairs and uploads.
-//   - Declaring an Upload-Length above the maximum in a PATCH is 400, not
-//     413: Wrap does not know tusd's MaxSize.
-//   - A chunked PATCH or creation-with-upload body longer than the upload:
-//     tusd stores what fits, then answers 413 ("The Server SHOULD always
-//     attempt to store as much of the received data as possible").
+//   - A chunked PATCH body longer than the upload: tusd stores what fits,
+//     then answers 413 ("The Server SHOULD always attempt to store as much
+//     of the received data as possible"). A chunked creation-with-upload
+//     body that overflows leaves an upload whose URL the client never got;
+//     expiry removes it (a body with Content-Length is refused up front).
 //
 // Wrap must run directly around tusd (http.StripPrefix may sit on either
 // side), with tusd's EnableExperimentalProtocol off. Its own rejections carry

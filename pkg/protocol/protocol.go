@@ -22,6 +22,10 @@ type Options struct {
 	// Logger receives the details of 5xx responses, which are not sent to
 	// clients. Defaults to slog.Default().
 	Logger *slog.Logger
+	// MaxSize is the handler's maximum upload size (0: none). tusd checks
+	// it too, but only after creating an upload in some cases; knowing it
+	// here refuses those requests before anything is stored.
+	MaxSize int64
 }
 
 func (o *Options) validate() {
@@ -104,7 +108,14 @@ func (p *protocol) check(r *http.Request, method string) *rejection {
 	case http.MethodPost:
 		return p.checkCreation(r)
 	case http.MethodPatch:
-		return checkPatch(r)
+		if rej := checkPatch(r); rej != nil {
+			return rej
+		}
+		// Declaring a length over the maximum: tusd answers 400; it is
+		// the same limit as at creation, so it gets the same 413.
+		if n, present, _ := lengthHeader(r.Header, "Upload-Length", "invalid_upload_length"); present && p.opts.MaxSize > 0 && n > p.opts.MaxSize {
+			return p.tooLarge()
+		}
 	}
 	return nil
 }
@@ -146,12 +157,22 @@ func (p *protocol) checkCreation(r *http.Request) *rejection {
 
 	// tusd would create the upload first and then fail the body with 413,
 	// leaving an upload whose URL the client never learns.
-	if hasLength && r.Header.Get("Content-Type") == offsetMediaType && r.ContentLength > length {
-		return &rejection{http.StatusRequestEntityTooLarge, "upload_size_exceeded",
-			"the request body is larger than Upload-Length"}
+	if r.Header.Get("Content-Type") == offsetMediaType {
+		if hasLength && r.ContentLength > length {
+			return &rejection{http.StatusRequestEntityTooLarge, "upload_size_exceeded",
+				"the request body is larger than Upload-Length"}
+		}
+		if hasDefer && p.opts.MaxSize > 0 && r.ContentLength > p.opts.MaxSize {
+			return p.tooLarge()
+		}
 	}
 
 	return nil
+}
+
+func (p *protocol) tooLarge() *rejection {
+	return &rejection{http.StatusRequestEntityTooLarge, "max_size_exceeded",
+		"the upload would be larger than the server's maximum of " + strconv.FormatInt(p.opts.MaxSize, 10) + " bytes"}
 }
 
 func checkPatch(r *http.Request) *rejection {

@@ -19,7 +19,7 @@ import (
 func (s *Server) routes() http.Handler {
 	mux := http.NewServeMux()
 
-	tus := protocol.Wrap(s.tus, protocol.Options{Logger: s.log})
+	tus := protocol.Wrap(s.tus, protocol.Options{Logger: s.log, MaxSize: int64(s.cfg.MaxSize)})
 	prefix := tusPrefix(s.cfg.BasePath)
 	mux.Handle(prefix+"/", http.StripPrefix(prefix, tus))
 	mux.Handle(prefix, http.StripPrefix(prefix, tus))

@@ -360,6 +360,16 @@ func testNotFound(t *testing.T, c catalog.Catalog) {
 	wantErr(t, "Complete", c.Complete(ctx, missing, 0), catalog.ErrNotFound)
 	wantErr(t, "SetState(terminated)", c.SetState(ctx, missing, terminated), catalog.ErrNotFound)
 	wantErr(t, "SetState(failed)", c.SetState(ctx, missing, failed), catalog.ErrNotFound)
+	// Ids no session can have (Create refuses them) are not found, rather
+	// than a driver error about their encoding.
+	for _, bad := range []string{"", "abc\x00def", "\xff\xfe"} {
+		_, err := c.Get(ctx, bad)
+		wantErr(t, fmt.Sprintf("Get(%q)", bad), err, catalog.ErrNotFound)
+		wantErr(t, fmt.Sprintf("SetOffset(%q)", bad), c.SetOffset(ctx, bad, 1), catalog.ErrNotFound)
+		wantErr(t, fmt.Sprintf("DeclareLength(%q)", bad), c.DeclareLength(ctx, bad, 1), catalog.ErrNotFound)
+		wantErr(t, fmt.Sprintf("Complete(%q)", bad), c.Complete(ctx, bad, 0), catalog.ErrNotFound)
+		wantErr(t, fmt.Sprintf("SetState(%q)", bad), c.SetState(ctx, bad, terminated), catalog.ErrNotFound)
+	}
 	// Ids are compared exactly.
 	create(t, c, catalog.Session{ID: id(t, "Upload")})
 	_, err = c.Get(ctx, id(t, "upload"))

@@ -49,13 +49,13 @@ var loadSteps = sync.OnceValues(func() ([]migrate.Step, error) {
 	return migrate.Parse(migrations.FS, "postgres")
 })
 
-// Open connects to the database at url (a postgres:// URL or a key=value
-// DSN) and checks that it answers. It does not migrate; call MigrateUp.
-// Errors never contain the URL.
 // defaultConnectTimeout bounds each new connection unless the URL sets
 // connect_timeout.
 const defaultConnectTimeout = 5 * time.Second
 
+// Open connects to the database at url (a postgres:// URL or a key=value
+// DSN) and checks that it answers. It does not migrate; call MigrateUp.
+// Errors never contain the URL.
 func Open(ctx context.Context, url string, opts Options) (*Catalog, error) {
 	if err := opts.validate(); err != nil {
 		return nil, err
@@ -206,6 +206,9 @@ func (c *Catalog) Create(ctx context.Context, s catalog.Session) error {
 
 // Get returns the session with the id.
 func (c *Catalog) Get(ctx context.Context, id string) (catalog.Session, error) {
+	if !rule.StorableID(id) {
+		return catalog.Session{}, catalog.ErrNotFound
+	}
 	s, err := scanSession(c.pool.QueryRow(ctx, `SELECT `+columns+` FROM uploads WHERE id = $1`, id))
 	if err != nil {
 		return catalog.Session{}, dbError("getting upload session", err)
@@ -237,6 +240,9 @@ func (c *Catalog) change(ctx context.Context, action, id, sql string, args []any
 
 // SetOffset records that offset bytes are committed.
 func (c *Catalog) SetOffset(ctx context.Context, id string, offset int64) error {
+	if !rule.StorableID(id) {
+		return catalog.ErrNotFound
+	}
 	if err := rule.OffsetArg(offset); err != nil {
 		return err
 	}
@@ -250,6 +256,9 @@ func (c *Catalog) SetOffset(ctx context.Context, id string, offset int64) error 
 
 // DeclareLength fixes the size of a deferred-length session.
 func (c *Catalog) DeclareLength(ctx context.Context, id string, size int64) error {
+	if !rule.StorableID(id) {
+		return catalog.ErrNotFound
+	}
 	if err := rule.LengthArg(size); err != nil {
 		return err
 	}
@@ -262,6 +271,9 @@ func (c *Catalog) DeclareLength(ctx context.Context, id string, size int64) erro
 
 // Complete moves a receiving session to StateComplete.
 func (c *Catalog) Complete(ctx context.Context, id string, offset int64) error {
+	if !rule.StorableID(id) {
+		return catalog.ErrNotFound
+	}
 	if err := rule.OffsetArg(offset); err != nil {
 		return err
 	}
@@ -275,6 +287,9 @@ func (c *Catalog) Complete(ctx context.Context, id string, offset int64) error {
 
 // SetState moves a session to terminated or failed.
 func (c *Catalog) SetState(ctx context.Context, id string, state catalog.State) error {
+	if !rule.StorableID(id) {
+		return catalog.ErrNotFound
+	}
 	if err := rule.StateArg(state); err != nil {
 		return err
 	}

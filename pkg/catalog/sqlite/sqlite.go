@@ -240,6 +240,9 @@ func (c *Catalog) Create(ctx context.Context, s catalog.Session) error {
 
 // Get returns the session with the id.
 func (c *Catalog) Get(ctx context.Context, id string) (catalog.Session, error) {
+	if !rule.StorableID(id) {
+		return catalog.Session{}, catalog.ErrNotFound
+	}
 	s, err := scanSession(c.read.QueryRowContext(ctx, `SELECT `+columns+` FROM uploads WHERE id = ?`, id))
 	if err != nil {
 		return catalog.Session{}, dbError("getting upload session", err)
@@ -279,6 +282,9 @@ func (c *Catalog) change(ctx context.Context, action, id, query string, arg any,
 
 // SetOffset records that offset bytes are committed.
 func (c *Catalog) SetOffset(ctx context.Context, id string, offset int64) error {
+	if !rule.StorableID(id) {
+		return catalog.ErrNotFound
+	}
 	if err := rule.OffsetArg(offset); err != nil {
 		return err
 	}
@@ -292,6 +298,9 @@ func (c *Catalog) SetOffset(ctx context.Context, id string, offset int64) error 
 
 // DeclareLength fixes the size of a deferred-length session.
 func (c *Catalog) DeclareLength(ctx context.Context, id string, size int64) error {
+	if !rule.StorableID(id) {
+		return catalog.ErrNotFound
+	}
 	if err := rule.LengthArg(size); err != nil {
 		return err
 	}
@@ -304,6 +313,9 @@ func (c *Catalog) DeclareLength(ctx context.Context, id string, size int64) erro
 
 // Complete moves a receiving session to StateComplete.
 func (c *Catalog) Complete(ctx context.Context, id string, offset int64) error {
+	if !rule.StorableID(id) {
+		return catalog.ErrNotFound
+	}
 	if err := rule.OffsetArg(offset); err != nil {
 		return err
 	}
@@ -317,6 +329,9 @@ func (c *Catalog) Complete(ctx context.Context, id string, offset int64) error {
 
 // SetState moves a session to terminated or failed.
 func (c *Catalog) SetState(ctx context.Context, id string, state catalog.State) error {
+	if !rule.StorableID(id) {
+		return catalog.ErrNotFound
+	}
 	if err := rule.StateArg(state); err != nil {
 		return err
 	}

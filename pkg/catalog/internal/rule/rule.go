@@ -14,7 +14,9 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"strings"
 	"time"
+	"unicode/utf8"
 
 	"github.com/intake-dev/intake/pkg/catalog"
 )
@@ -223,4 +225,12 @@ func Loaded(s *catalog.Session) {
 		t := s.CompletedAt.UTC()
 		s.CompletedAt = &t
 	}
+}
+
+// StorableID reports whether a session could have id: Create refuses ids
+// that are empty, not UTF-8 or contain NUL (Session.Validate), so for any
+// other id every lookup is simply ErrNotFound — never a driver error about
+// encoding, which a client could trigger with a crafted URL.
+func StorableID(id string) bool {
+	return id != "" && utf8.ValidString(id) && !strings.ContainsRune(id, 0)
 }
