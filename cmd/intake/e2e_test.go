@@ -8,6 +8,7 @@ import (
 	"context"
 	"crypto/rand"
 	"encoding/json"
+	"errors"
 	"fmt"
 	"io"
 	"net"
@@ -283,5 +284,60 @@ func TestKill9MidPatch(t *testing.T) {
 	}
 	if got := download(t, url); !bytes.Equal(got, data) {
 		t.Fatal("downloaded bytes differ")
+	}
+}
+
+// TestSignals: SIGINT drains and exits 0 while nothing is in flight; with a
+// request that will not finish (a download the client stops reading), the
+// first SIGINT waits for it and a second one exits at once.
+func TestSignals(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process end-to-end test")
+	}
+	dataDir := t.TempDir()
+	addr := freePort(t)
+	p := start(t, addr, "--data-dir", dataDir, "--file-sync=false")
+	ctx := context.Background()
+	c := &client.Client{Endpoint: p.base + "/files/"}
+	const size = 64 << 20
+	url, err := c.Upload(ctx, bytes.NewReader(make([]byte, size)), size, 0, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	p.terminate() // idle: a clean exit
+
+	p = start(t, addr, "--data-dir", dataDir, "--shutdown-timeout", "1m")
+	conn, err := net.Dial("tcp", addr)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer conn.Close()
+	// Ask for the 64 MiB file and read only its first bytes: the handler
+	// blocks writing once the socket buffers are full.
+	fmt.Fprintf(conn, "GET %s HTTP/1.1\r\nHost: %s\r\n\r\n", url[len(p.base):], addr)
+	if _, err := io.ReadFull(conn, make([]byte, 4096)); err != nil {
+		t.Fatal(err)
+	}
+	exited := make(chan error, 1)
+	go func() { exited <- p.cmd.Wait() }()
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		t.Fatalf("exited (%v) after the first SIGINT while a request was in flight; log:\n%s", err, p.log)
+	case <-time.After(500 * time.Millisecond):
+	}
+	if err := p.cmd.Process.Signal(os.Interrupt); err != nil {
+		t.Fatal(err)
+	}
+	select {
+	case err := <-exited:
+		var ee *exec.ExitError
+		if !errors.As(err, &ee) || ee.ExitCode() != 1 {
+			t.Fatalf("after the second SIGINT: %v; want exit status 1", err)
+		}
+	case <-time.After(5 * time.Second):
+		t.Fatalf("still running 5s after the second SIGINT; log:\n%s", p.log)
 	}
 }

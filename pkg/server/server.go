@@ -55,14 +55,8 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 }
 
 func assemble(ctx context.Context, cfg config.Config, log *slog.Logger, cat Catalog) (*Server, error) {
-	if cfg.Migrate {
-		applied, err := cat.MigrateUp(ctx)
-		if err != nil {
-			return nil, fmt.Errorf("applying migrations: %w", err)
-		}
-		for _, m := range applied {
-			log.InfoContext(ctx, "migration applied", "version", m.Version, "name", m.Name)
-		}
+	if err := prepareSchema(ctx, cfg, log, cat); err != nil {
+		return nil, err
 	}
 
 	reg := prometheus.NewRegistry()
@@ -116,6 +110,31 @@ func assemble(ctx context.Context, cfg config.Config, log *slog.Logger, cat Cata
 	}
 	s.handler = s.routes()
 	return s, nil
+}
+
+// prepareSchema applies pending migrations, or with --migrate=false refuses
+// to serve on a schema older than this binary: every request would fail.
+func prepareSchema(ctx context.Context, cfg config.Config, log *slog.Logger, cat Catalog) error {
+	if cfg.Migrate {
+		applied, err := cat.MigrateUp(ctx)
+		if err != nil {
+			return fmt.Errorf("applying migrations: %w", err)
+		}
+		for _, m := range applied {
+			log.InfoContext(ctx, "migration applied", "version", m.Version, "name", m.Name)
+		}
+		return nil
+	}
+	list, err := cat.MigrationStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("reading migration status: %w", err)
+	}
+	for _, m := range list {
+		if m.AppliedAt == nil {
+			return fmt.Errorf("the catalog schema lacks migration %04d %s and --migrate=false: run `intake migrate up` first", m.Version, m.Name)
+		}
+	}
+	return nil
 }
 
 // Handler returns the complete HTTP handler (for tests and embedding).

@@ -4,6 +4,8 @@ import (
 	"bytes"
 	"context"
 	"encoding/json"
+	"io"
+	"log/slog"
 	"net/http"
 	"os"
 	"path/filepath"
@@ -333,4 +335,38 @@ func TestReadyzReportsStorage(t *testing.T) {
 	if resp.StatusCode != http.StatusServiceUnavailable || !strings.Contains(string(body), `"storage": "unavailable"`) {
 		t.Fatalf("readyz with broken storage: %d %s", resp.StatusCode, body)
 	}
+}
+
+// TestMigrateFalse: with --migrate=false intake neither touches the schema
+// nor serves on one that lacks migrations; once migrated it starts.
+func TestMigrateFalse(t *testing.T) {
+	forEachBackend(t, func(t *testing.T, cfg config.Config) {
+		cfg.Migrate = false
+		ctx := context.Background()
+		_, err := server.New(ctx, cfg, slog.New(slog.NewTextHandler(io.Discard, nil)))
+		if err == nil || !strings.Contains(err.Error(), "intake migrate up") {
+			t.Fatalf("New on an empty schema with migrate=false: %v; want a hint to migrate", err)
+		}
+		cat, err := server.OpenCatalog(ctx, cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer cat.Close()
+		list, err := cat.MigrationStatus(ctx)
+		if err != nil {
+			t.Fatal(err)
+		}
+		for _, m := range list {
+			if m.AppliedAt != nil {
+				t.Fatalf("migration %d applied despite migrate=false", m.Version)
+			}
+		}
+		if _, err := cat.MigrateUp(ctx); err != nil {
+			t.Fatal(err)
+		}
+		ts := startServer(t, cfg)
+		if _, err := ts.client.Upload(ctx, bytes.NewReader([]byte("ok")), 2, 0, nil, 0); err != nil {
+			t.Fatal(err)
+		}
+	})
 }
