@@ -138,8 +138,12 @@ func (ew *errorWriter) finish() {
 	status := ew.status
 	raw := string(ew.body)
 	code, message := "", ""
+	curated := false // a message tusd or intake wrote for clients
 	if m := reTusdError.FindStringSubmatch(raw); m != nil {
 		code, message = strings.ToLower(m[1]), m[2]
+		// tusd wraps any error that is not a handler.Error as
+		// ERR_INTERNAL_SERVER_ERROR with the raw err.Error() as message.
+		curated = code != "internal_server_error"
 	} else {
 		// Errors not shaped by tusd: its router's 405, net/http's file
 		// server (416, 404). HEAD responses have no body at all.
@@ -153,12 +157,16 @@ func (ew *errorWriter) finish() {
 		message = strings.ToLower(http.StatusText(status))
 	}
 	if status >= 500 {
-		// Store errors reach tusd's 500 body verbatim (paths, DSNs).
 		ew.logger.ErrorContext(ew.r.Context(), "tus handler error",
 			"method", ew.r.Method, "path", ew.r.URL.Path, "status", status, "code", code, "detail", strings.TrimSpace(raw))
-		message = strings.ToLower(http.StatusText(status))
-		if message == "" {
-			message = "internal server error"
+		// Store errors reach tusd's 500 body verbatim (paths, DSNs): only
+		// messages written for clients (a handler.Error such as the
+		// catalog's 503 or a shutdown) are sent as they are.
+		if !curated {
+			message = strings.ToLower(http.StatusText(status))
+			if message == "" {
+				message = "internal server error"
+			}
 		}
 	}
 

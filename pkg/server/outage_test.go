@@ -79,8 +79,8 @@ func TestDatabaseOutage(t *testing.T) {
 	noSecrets("readyz", body)
 
 	resp, body = ts.do("POST", ts.client.Endpoint, nil, map[string]string{"Upload-Length": "10"})
-	if code := errorCode(body); resp.StatusCode != http.StatusServiceUnavailable || code != "catalog_unavailable" {
-		t.Fatalf("POST while cut: %d %s; want 503 catalog_unavailable", resp.StatusCode, body)
+	if code := errorCode(body); resp.StatusCode != http.StatusServiceUnavailable || code != "catalog_unavailable" || !strings.Contains(string(body), "retry later") {
+		t.Fatalf("POST while cut: %d %s; want 503 catalog_unavailable telling the client to retry", resp.StatusCode, body)
 	}
 	noSecrets("POST", body)
 	if n := countFiles(t, cfg.UploadsDir()); n != filesBefore {
