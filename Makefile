@@ -7,8 +7,13 @@ LDFLAGS  := -s -w -X github.com/intake-dev/intake/pkg/cli.version=$(VERSION)
 # a test that cannot reach it fails instead of skipping.
 TEST_DATABASE_URL ?= postgres://postgres@127.0.0.1:5432/test?sslmode=disable
 export TEST_DATABASE_URL
+# Tools the tests run, installed once into a git-ignored, cached directory.
+# Bumping a version does not reinstall: run make clean-tools first.
+TOOLS_BIN ?= $(CURDIR)/tools/bin
+VERSITYGW_VERSION := v1.8.0
+VERSITYGW := $(abspath $(TOOLS_BIN))/versitygw
 
-.PHONY: all build run test test-short bench lint fmt clean
+.PHONY: all build run test test-short bench lint fmt clean tools clean-tools
 
 all: lint test build
 
@@ -20,9 +25,9 @@ build:
 run: build
 	./$(BIN) serve
 
-## test: the whole suite, race detector on
-test:
-	$(GO) test -race -count=1 -timeout 20m ./...
+## test: the whole suite, race detector on, against a real S3 (versitygw)
+test: $(VERSITYGW)
+	INTAKE_VERSITYGW=$(VERSITYGW) $(GO) test -race -count=1 -timeout 20m ./...
 
 ## test-short: skips the slow end-to-end tests
 test-short:
@@ -42,3 +47,18 @@ fmt:
 
 clean:
 	rm -rf bin
+
+## tools: the S3 server the tests start (internal/s3test)
+tools: $(VERSITYGW)
+
+# go install takes over a minute and downloads a lot, so it only runs when
+# the binary is missing. It installs into a staging directory and renames,
+# so that an interrupted install never leaves a binary that counts as done.
+$(VERSITYGW):
+	@mkdir -p $(TOOLS_BIN)/.install
+	GOBIN=$(abspath $(TOOLS_BIN)/.install) $(GO) install github.com/versity/versitygw/cmd/versitygw@$(VERSITYGW_VERSION)
+	mv $(TOOLS_BIN)/.install/versitygw $@
+	@rmdir $(TOOLS_BIN)/.install
+
+clean-tools:
+	rm -rf $(TOOLS_BIN)

@@ -39,9 +39,49 @@ type Config struct {
 	// DBMaxConns (--db-max-conns) is the PostgreSQL pool size, at least 2.
 	// Defaults to 16.
 	DBMaxConns int
-	// Store (--store) is where upload bytes live; only "file" exists now.
-	// Defaults to "file".
+	// Store (--store) is where upload bytes live: "file" (under DataDir) or
+	// "s3" (an S3-compatible bucket). Defaults to "file".
 	Store string
+	// S3Bucket (--s3-bucket) is the bucket for --store s3. Required then.
+	S3Bucket string
+	// S3Endpoint (--s3-endpoint) is the S3 API URL for non-AWS servers
+	// (MinIO, R2, versitygw, ...). Defaults to "" (AWS S3).
+	S3Endpoint string
+	// S3Region (--s3-region) is the bucket's region. Defaults to
+	// "us-east-1"; AWS_REGION does not override an explicit flag.
+	S3Region string
+	// S3PathStyle (--s3-path-style) addresses buckets as endpoint/bucket
+	// instead of bucket.endpoint, as most self-hosted servers need.
+	// Defaults to false.
+	S3PathStyle bool
+	// S3Prefix (--s3-prefix) is prepended to every object key intake writes.
+	// Defaults to "".
+	S3Prefix string
+	// S3CreateBucket (--s3-create-bucket) creates the bucket at start when
+	// it is missing. Defaults to false.
+	S3CreateBucket bool
+	// S3PartSize (--s3-part-size) is the preferred multipart part size.
+	// Defaults to 50MiB.
+	S3PartSize ByteSize
+	// S3MinPartSize (--s3-min-part-size) is the smallest part sent except the
+	// last; smaller PATCHes wait in a .part object. Defaults to 5MiB.
+	S3MinPartSize ByteSize
+	// S3MaxBufferedParts (--s3-max-buffered-parts) is how many parts may wait
+	// on local disk for upload per request. Defaults to 20.
+	S3MaxBufferedParts int
+	// S3ConcurrentParts (--s3-concurrent-part-uploads) is how many parts the
+	// whole process sends to S3 at once. Defaults to 10.
+	S3ConcurrentParts int
+	// S3TempDir (--s3-temp-dir) buffers parts before they are sent.
+	// Defaults to "" (<data-dir>/s3-tmp).
+	S3TempDir string
+	// DownloadRedirect (--download-redirect) answers GET of a completed S3
+	// upload with a 302 to a presigned URL instead of streaming it.
+	// Defaults to false.
+	DownloadRedirect bool
+	// DownloadURLTTL (--download-url-ttl) is how long a presigned download
+	// URL stays valid. Defaults to 5m.
+	DownloadURLTTL time.Duration
 	// MaxSize (--max-size) is the largest upload accepted; 0 means no limit.
 	// Defaults to 0.
 	MaxSize ByteSize
@@ -73,18 +113,24 @@ type Config struct {
 // Default returns the configuration used when nothing is set.
 func Default() Config {
 	return Config{
-		Listen:          "127.0.0.1:8080",
-		BasePath:        "/files/",
-		DataDir:         "./data",
-		DBMaxConns:      16,
-		Store:           "file",
-		FileSync:        true,
-		NetworkTimeout:  60 * time.Second,
-		LockTimeout:     20 * time.Second,
-		ShutdownTimeout: 30 * time.Second,
-		Migrate:         true,
-		LogFormat:       "text",
-		LogLevel:        "info",
+		Listen:             "127.0.0.1:8080",
+		BasePath:           "/files/",
+		DataDir:            "./data",
+		DBMaxConns:         16,
+		Store:              "file",
+		S3Region:           "us-east-1",
+		S3PartSize:         50 << 20,
+		S3MinPartSize:      5 << 20,
+		S3MaxBufferedParts: 20,
+		S3ConcurrentParts:  10,
+		DownloadURLTTL:     5 * time.Minute,
+		FileSync:           true,
+		NetworkTimeout:     60 * time.Second,
+		LockTimeout:        20 * time.Second,
+		ShutdownTimeout:    30 * time.Second,
+		Migrate:            true,
+		LogFormat:          "text",
+		LogLevel:           "info",
 	}
 }
 
@@ -125,7 +171,20 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	str(&c.DataDir, "data-dir", "directory for upload bytes (<data-dir>/uploads) and the default SQLite catalog", "")
 	str(&c.DatabaseURL, "database-url", "catalog database: postgres://user:pass@host/db for PostgreSQL or sqlite:PATH", "SQLite at <data-dir>/intake.db")
 	fs.IntVar(&c.DBMaxConns, "db-max-conns", c.DBMaxConns, usage("db-max-conns", "maximum PostgreSQL connections, at least 2", ""))
-	str(&c.Store, "store", `where upload bytes are stored; must be "file"`, "")
+	str(&c.Store, "store", `where upload bytes are stored: "file" (under data-dir) or "s3"`, "")
+	str(&c.S3Bucket, "s3-bucket", "bucket for --store s3", "none")
+	str(&c.S3Endpoint, "s3-endpoint", "S3 API URL of a non-AWS server, e.g. http://minio:9000", "AWS S3")
+	str(&c.S3Region, "s3-region", "region of the bucket", "")
+	boolean(&c.S3PathStyle, "s3-path-style", "address buckets as endpoint/bucket (most self-hosted S3 servers need this)", "false")
+	str(&c.S3Prefix, "s3-prefix", "prefix for every object key intake writes, e.g. uploads/", "none")
+	boolean(&c.S3CreateBucket, "s3-create-bucket", "create the bucket at start when it does not exist", "false")
+	fs.Var(&c.S3PartSize, "s3-part-size", usage("s3-part-size", "preferred multipart part size", ""))
+	fs.Var(&c.S3MinPartSize, "s3-min-part-size", usage("s3-min-part-size", "smallest part sent before the last; Cloudflare R2 needs it equal to --s3-part-size", ""))
+	fs.IntVar(&c.S3MaxBufferedParts, "s3-max-buffered-parts", c.S3MaxBufferedParts, usage("s3-max-buffered-parts", "parts of one request that may wait on local disk", ""))
+	fs.IntVar(&c.S3ConcurrentParts, "s3-concurrent-part-uploads", c.S3ConcurrentParts, usage("s3-concurrent-part-uploads", "parts the process sends to S3 at once", ""))
+	str(&c.S3TempDir, "s3-temp-dir", "local directory where parts wait before they are sent", "<data-dir>/s3-tmp")
+	boolean(&c.DownloadRedirect, "download-redirect", "answer GET of a completed S3 upload with a 302 to a presigned URL", "false")
+	dur(&c.DownloadURLTTL, "download-url-ttl", "lifetime of a presigned download URL")
 	fs.Var(&c.MaxSize, "max-size", usage("max-size", "largest upload accepted, in bytes or with a unit such as 500MB or 10GiB; 0 means no limit", "0"))
 	boolean(&c.FileSync, "file-sync", "fsync stored bytes before acknowledging a PATCH; off risks losing acknowledged bytes on power loss", "")
 	dur(&c.NetworkTimeout, "network-timeout", "close a request that sends or receives no data for this long")
@@ -180,8 +239,15 @@ func (c Config) Validate() error {
 		bad("db-max-conns", "is %d; it must be at least 2", c.DBMaxConns)
 	}
 
-	if c.Store != "file" {
-		bad("store", "is %q; it must be \"file\"", c.Store)
+	switch c.Store {
+	case "file":
+		if c.DownloadRedirect {
+			bad("download-redirect", "needs --store s3: files on local disk have no presigned URLs")
+		}
+	case "s3":
+		c.validateS3(bad)
+	default:
+		bad("store", "is %q; use file or s3", c.Store)
 	}
 
 	if c.MaxSize < 0 {
@@ -211,6 +277,61 @@ func (c Config) Validate() error {
 	}
 
 	return errors.Join(errs...)
+}
+
+func (c Config) validateS3(bad func(flag, format string, args ...any)) {
+	if c.S3Bucket == "" {
+		bad("s3-bucket", "is required with --store s3")
+	}
+	if c.S3Endpoint != "" {
+		u, err := url.Parse(c.S3Endpoint)
+		switch {
+		case strings.Contains(c.S3Endpoint, "@"):
+			// Not quoted: the user info would be a secret key, and when it
+			// is malformed net/url cannot even say where it ends.
+			bad("s3-endpoint", "must not hold credentials; set AWS_ACCESS_KEY_ID and AWS_SECRET_ACCESS_KEY instead")
+		case err != nil || (u.Scheme != "http" && u.Scheme != "https") || u.Host == "":
+			bad("s3-endpoint", "%q is not an http(s) URL; use e.g. https://s3.example.com or http://127.0.0.1:9000", c.S3Endpoint)
+		}
+	}
+	if c.S3Region == "" {
+		bad("s3-region", "must not be empty; use the bucket's region, or us-east-1 for most self-hosted servers")
+	}
+	const (
+		minPart = 5 << 20 // S3's smallest part but the last
+		maxPart = 5 << 30 // S3's largest part
+	)
+	switch {
+	case c.S3MinPartSize < minPart:
+		bad("s3-min-part-size", "is %s; S3 needs at least 5MiB", c.S3MinPartSize)
+	case c.S3MinPartSize > maxPart:
+		bad("s3-min-part-size", "is %s; S3 allows at most 5GiB", c.S3MinPartSize)
+	case c.S3PartSize < c.S3MinPartSize || c.S3PartSize > maxPart:
+		bad("s3-part-size", "is %s; it must be between --s3-min-part-size (%s) and 5GiB", c.S3PartSize, c.S3MinPartSize)
+	}
+	// With --s3-min-part-size itself wrong, hold the part size to S3's own
+	// range rather than to a minimum that is about to change.
+	if (c.S3MinPartSize < minPart || c.S3MinPartSize > maxPart) && (c.S3PartSize < minPart || c.S3PartSize > maxPart) {
+		bad("s3-part-size", "is %s; it must be between 5MiB and 5GiB", c.S3PartSize)
+	}
+	if c.S3MaxBufferedParts < 1 {
+		bad("s3-max-buffered-parts", "is %d; it must be at least 1", c.S3MaxBufferedParts)
+	}
+	if c.S3ConcurrentParts < 1 {
+		bad("s3-concurrent-part-uploads", "is %d; it must be at least 1", c.S3ConcurrentParts)
+	}
+	if c.DownloadURLTTL <= 0 || c.DownloadURLTTL > 7*24*time.Hour {
+		bad("download-url-ttl", "is %s; it must be greater than zero and at most 168h (S3's limit)", c.DownloadURLTTL)
+	}
+}
+
+// S3TempDirPath returns where S3 parts wait: --s3-temp-dir, or
+// <data-dir>/s3-tmp.
+func (c Config) S3TempDirPath() string {
+	if c.S3TempDir != "" {
+		return c.S3TempDir
+	}
+	return filepath.Join(c.DataDir, "s3-tmp")
 }
 
 func validPort(p string) bool {
@@ -337,6 +458,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("data_dir", r.DataDir),
 		slog.String("database_url", r.DatabaseURL),
 		slog.String("store", r.Store),
+		slog.String("s3_bucket", r.S3Bucket),
+		slog.String("s3_endpoint", r.S3Endpoint),
 		slog.String("max_size", r.MaxSize.String()),
 		slog.Bool("file_sync", r.FileSync),
 		slog.Bool("migrate", r.Migrate),

@@ -38,6 +38,30 @@ func TestValidateAccepts(t *testing.T) {
 		{"max size", func(c *config.Config) { c.MaxSize = 10 << 30 }},
 		{"two conns", func(c *config.Config) { c.DBMaxConns = 2 }},
 		{"json debug", func(c *config.Config) { c.LogFormat, c.LogLevel = "json", "debug" }},
+		{"s3 on aws", s3(nil)},
+		{"s3 with every setting", s3(func(c *config.Config) {
+			c.S3Endpoint, c.S3Region, c.S3PathStyle = "https://s3.example.com", "eu-west-1", true
+			c.S3Prefix, c.S3CreateBucket, c.S3TempDir = "uploads/", true, "/var/tmp/intake"
+			c.DownloadRedirect = true
+		})},
+		{"s3 endpoint http with port", s3(func(c *config.Config) { c.S3Endpoint = "http://127.0.0.1:9000" })},
+		{"s3 endpoint with path", s3(func(c *config.Config) { c.S3Endpoint = "https://gw.example.com/s3/" })},
+		{"s3 min part at the minimum", s3(func(c *config.Config) { c.S3MinPartSize, c.S3PartSize = 5<<20, 5<<20 })},
+		{"s3 part at the maximum", s3(func(c *config.Config) { c.S3PartSize = 5 << 30 })},
+		// Cloudflare R2 needs equal part sizes.
+		{"s3 r2", s3(func(c *config.Config) {
+			c.S3Endpoint, c.S3Region = "https://0123abcd.r2.cloudflarestorage.com", "auto"
+			c.S3MinPartSize, c.S3PartSize = 64<<20, 64<<20
+		})},
+		{"s3 one part at a time", s3(func(c *config.Config) { c.S3MaxBufferedParts, c.S3ConcurrentParts = 1, 1 })},
+		{"s3 shortest url ttl", s3(func(c *config.Config) { c.DownloadURLTTL = time.Second })},
+		{"s3 longest url ttl", s3(func(c *config.Config) { c.DownloadURLTTL = 7 * 24 * time.Hour })},
+		// A leftover INTAKE_S3_* must not stop a file-store server: the S3
+		// settings are only checked when they are used.
+		{"file store ignores s3 settings", func(c *config.Config) {
+			c.S3Endpoint, c.S3Region, c.S3MinPartSize, c.S3PartSize = "minio:9000", "", 1, 0
+			c.S3MaxBufferedParts, c.S3ConcurrentParts, c.DownloadURLTTL = 0, 0, 0
+		}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -88,8 +112,53 @@ func TestValidateRejects(t *testing.T) {
 			[]string{"--database-url", "needs a file path"}},
 		{"one conn", func(c *config.Config) { c.DBMaxConns = 1 },
 			[]string{"--db-max-conns", "INTAKE_DB_MAX_CONNS", "at least 2"}},
-		{"store", func(c *config.Config) { c.Store = "s3" },
-			[]string{"--store", `"s3"`, `must be "file"`}},
+		{"store unknown", func(c *config.Config) { c.Store = "disk" },
+			[]string{"--store", "INTAKE_STORE", `"disk"`, "use file or s3"}},
+		{"store upper case", func(c *config.Config) { c.Store = "S3" },
+			[]string{"--store", `"S3"`, "use file or s3"}},
+		{"store empty", func(c *config.Config) { c.Store = "" },
+			[]string{"--store", "use file or s3"}},
+		{"s3 without bucket", func(c *config.Config) { c.Store = "s3" },
+			[]string{"--s3-bucket", "INTAKE_S3_BUCKET", "required with --store s3"}},
+		{"s3 endpoint without scheme", s3(func(c *config.Config) { c.S3Endpoint = "minio:9000" }),
+			[]string{"--s3-endpoint", "INTAKE_S3_ENDPOINT", `"minio:9000"`, "http(s) URL", "http://127.0.0.1:9000"}},
+		{"s3 endpoint bare host", s3(func(c *config.Config) { c.S3Endpoint = "s3.example.com" }),
+			[]string{"--s3-endpoint", "http(s) URL"}},
+		{"s3 endpoint other scheme", s3(func(c *config.Config) { c.S3Endpoint = "s3://bucket" }),
+			[]string{"--s3-endpoint", "http(s) URL"}},
+		{"s3 endpoint without host", s3(func(c *config.Config) { c.S3Endpoint = "http://" }),
+			[]string{"--s3-endpoint", "http(s) URL"}},
+		{"s3 endpoint with credentials", s3(func(c *config.Config) { c.S3Endpoint = "http://AKIAEXAMPLE:hunter2@s3:9000" }),
+			[]string{"--s3-endpoint", "must not hold credentials", "AWS_ACCESS_KEY_ID"}},
+		{"s3 endpoint with malformed credentials", s3(func(c *config.Config) { c.S3Endpoint = "http://AKIAEXAMPLE:hun%ter2@s3:9000" }),
+			[]string{"--s3-endpoint", "must not hold credentials"}},
+		{"s3 region empty", s3(func(c *config.Config) { c.S3Region = "" }),
+			[]string{"--s3-region", "INTAKE_S3_REGION", "us-east-1"}},
+		// 5MB is 5,000,000 bytes, short of S3's 5MiB.
+		{"s3 min part 5MB", s3(func(c *config.Config) { c.S3MinPartSize = 5_000_000 }),
+			[]string{"--s3-min-part-size", "INTAKE_S3_MIN_PART_SIZE", "is 5MB", "at least 5MiB"}},
+		{"s3 min part zero", s3(func(c *config.Config) { c.S3MinPartSize = 0 }),
+			[]string{"--s3-min-part-size", "at least 5MiB"}},
+		{"s3 min part above 5GiB", s3(func(c *config.Config) { c.S3MinPartSize, c.S3PartSize = 6<<30, 6<<30 }),
+			[]string{"--s3-min-part-size", "at most 5GiB", "--s3-part-size", "between 5MiB and 5GiB"}},
+		{"s3 part below min", s3(func(c *config.Config) { c.S3MinPartSize, c.S3PartSize = 64<<20, 32<<20 }),
+			[]string{"--s3-part-size", "INTAKE_S3_PART_SIZE", "is 32MiB", "between --s3-min-part-size (64MiB) and 5GiB"}},
+		{"s3 part above 5GiB", s3(func(c *config.Config) { c.S3PartSize = 5<<30 + 1 }),
+			[]string{"--s3-part-size", "and 5GiB"}},
+		{"s3 no buffered parts", s3(func(c *config.Config) { c.S3MaxBufferedParts = 0 }),
+			[]string{"--s3-max-buffered-parts", "INTAKE_S3_MAX_BUFFERED_PARTS", "is 0", "at least 1"}},
+		{"s3 no concurrent parts", s3(func(c *config.Config) { c.S3ConcurrentParts = 0 }),
+			[]string{"--s3-concurrent-part-uploads", "INTAKE_S3_CONCURRENT_PART_UPLOADS", "at least 1"}},
+		{"s3 negative concurrent parts", s3(func(c *config.Config) { c.S3ConcurrentParts = -1 }),
+			[]string{"--s3-concurrent-part-uploads", "is -1"}},
+		{"s3 zero url ttl", s3(func(c *config.Config) { c.DownloadURLTTL = 0 }),
+			[]string{"--download-url-ttl", "INTAKE_DOWNLOAD_URL_TTL", "greater than zero"}},
+		{"s3 negative url ttl", s3(func(c *config.Config) { c.DownloadURLTTL = -time.Minute }),
+			[]string{"--download-url-ttl", "greater than zero"}},
+		{"s3 url ttl over a week", s3(func(c *config.Config) { c.DownloadURLTTL = 7*24*time.Hour + time.Second }),
+			[]string{"--download-url-ttl", "at most 168h"}},
+		{"download redirect with file store", func(c *config.Config) { c.DownloadRedirect = true },
+			[]string{"--download-redirect", "INTAKE_DOWNLOAD_REDIRECT", "needs --store s3"}},
 		{"negative max size", func(c *config.Config) { c.MaxSize = -1 },
 			[]string{"--max-size", "use 0 for no limit"}},
 		{"zero network timeout", func(c *config.Config) { c.NetworkTimeout = 0 },
@@ -129,13 +198,55 @@ func TestValidateRejects(t *testing.T) {
 func TestValidateReportsEveryProblem(t *testing.T) {
 	t.Parallel()
 	c := config.Default()
-	c.Store, c.LogLevel, c.DBMaxConns = "s3", "loud", 0
+	c.Store, c.LogLevel, c.DBMaxConns = "disk", "loud", 0
 	err := c.Validate()
 	if err == nil {
 		t.Fatal("Validate() = nil; want three problems")
 	}
 	if got := strings.Count(err.Error(), "\n") + 1; got != 3 {
 		t.Errorf("Validate() reported %d problems; want 3:\n%v", got, err)
+	}
+}
+
+// Every S3 problem is reported at once, not one per restart.
+func TestValidateReportsEveryS3Problem(t *testing.T) {
+	t.Parallel()
+	c := config.Default()
+	c.Store, c.S3Endpoint, c.S3MinPartSize, c.S3ConcurrentParts = "s3", "ftp://x", 1, 0
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("Validate() = nil; want four problems")
+	}
+	for _, flag := range []string{"--s3-bucket", "--s3-endpoint", "--s3-min-part-size", "--s3-concurrent-part-uploads"} {
+		if !strings.Contains(err.Error(), flag) {
+			t.Errorf("Validate() = %q; want it to name %s", err, flag)
+		}
+	}
+	if got := strings.Count(err.Error(), "\n") + 1; got != 4 {
+		t.Errorf("Validate() reported %d problems; want 4:\n%v", got, err)
+	}
+}
+
+// s3 returns a mutation that selects a valid S3 store and then applies more.
+func s3(more func(*config.Config)) func(*config.Config) {
+	return func(c *config.Config) {
+		c.Store, c.S3Bucket = "s3", "intake"
+		if more != nil {
+			more(c)
+		}
+	}
+}
+
+func TestS3TempDirPath(t *testing.T) {
+	t.Parallel()
+	c := config.Default()
+	c.DataDir = "/srv/intake"
+	if got := c.S3TempDirPath(); got != "/srv/intake/s3-tmp" {
+		t.Errorf("S3TempDirPath() = %q; want /srv/intake/s3-tmp", got)
+	}
+	c.S3TempDir = "/var/tmp/parts"
+	if got := c.S3TempDirPath(); got != "/var/tmp/parts" {
+		t.Errorf("S3TempDirPath() with --s3-temp-dir = %q; want /var/tmp/parts", got)
 	}
 }
 

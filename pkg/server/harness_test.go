@@ -53,10 +53,17 @@ func forEachBackend(t *testing.T, f func(t *testing.T, cfg config.Config)) {
 	}
 }
 
-func startServer(t testing.TB, cfg config.Config) *testServer {
+func startServer(t testing.TB, cfg config.Config, opts ...server.Option) *testServer {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, err := server.New(context.Background(), cfg, log)
+	return startServerLogging(t, cfg, os.Stderr, opts...)
+}
+
+// startServerLogging is startServer with the server's log (warnings and
+// up) going to w.
+func startServerLogging(t testing.TB, cfg config.Config, w io.Writer, opts ...server.Option) *testServer {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, err := server.New(context.Background(), cfg, log, opts...)
 	if err != nil {
 		t.Fatalf("server.New: %v", err)
 	}

@@ -4,6 +4,7 @@ import (
 	"context"
 	"errors"
 	"fmt"
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"log/slog"
 	"net"
 	"net/http"
@@ -18,6 +19,7 @@ import (
 	"github.com/tus/tusd/v2/pkg/memorylocker"
 	"github.com/tus/tusd/v2/pkg/prometheuscollector"
 
+	"github.com/intake-dev/intake/pkg/bucket"
 	"github.com/intake-dev/intake/pkg/catalog"
 	"github.com/intake-dev/intake/pkg/config"
 	"github.com/intake-dev/intake/pkg/logging"
@@ -36,9 +38,23 @@ type Server struct {
 	drainer  *drainer
 }
 
+// Option adjusts how New assembles the server beyond what Config says;
+// for embedding intake and for tests.
+type Option func(*options)
+
+type options struct {
+	s3Credentials aws.CredentialsProvider
+}
+
+// WithS3Credentials makes the S3 store use creds instead of the standard
+// AWS credential chain.
+func WithS3Credentials(creds aws.CredentialsProvider) Option {
+	return func(o *options) { o.s3Credentials = creds }
+}
+
 // New opens the catalog (applying migrations unless cfg.Migrate is false)
 // and assembles the server. The caller must Close it.
-func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, error) {
+func New(ctx context.Context, cfg config.Config, log *slog.Logger, opts ...Option) (*Server, error) {
 	if err := cfg.Validate(); err != nil {
 		return nil, err
 	}
@@ -46,7 +62,11 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	if err != nil {
 		return nil, err
 	}
-	s, err := assemble(ctx, cfg, log, cat)
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	s, err := assemble(ctx, cfg, log, cat, o)
 	if err != nil {
 		cat.Close()
 		return nil, err
@@ -54,7 +74,7 @@ func New(ctx context.Context, cfg config.Config, log *slog.Logger) (*Server, err
 	return s, nil
 }
 
-func assemble(ctx context.Context, cfg config.Config, log *slog.Logger, cat Catalog) (*Server, error) {
+func assemble(ctx context.Context, cfg config.Config, log *slog.Logger, cat Catalog, o options) (*Server, error) {
 	if err := prepareSchema(ctx, cfg, log, cat); err != nil {
 		return nil, err
 	}
@@ -65,16 +85,10 @@ func assemble(ctx context.Context, cfg config.Config, log *slog.Logger, cat Cata
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 
-	dir := cfg.UploadsDir()
-	if err := os.MkdirAll(dir, 0o750); err != nil {
-		return nil, fmt.Errorf("creating uploads directory: %w", err)
-	}
-	backend := filestore.New(dir)
-	backend.DirModePerm = 0o750
-	backend.FileModePerm = 0o640
 	opts := storage.Options{Logger: log, Metrics: storage.NewMetrics(reg)}
-	if cfg.FileSync {
-		opts.Sync = storage.FileSync
+	backend, storageCheck, err := newBackend(ctx, cfg, log, reg, o, &opts)
+	if err != nil {
+		return nil, err
 	}
 	store := storage.New(backend, cat, opts)
 
@@ -105,7 +119,7 @@ func assemble(ctx context.Context, cfg config.Config, log *slog.Logger, cat Cata
 		drainer:  newDrainer(),
 		checks: map[string]func(context.Context) error{
 			"database": cat.Ping,
-			"storage":  dirWritable(dir),
+			"storage":  storageCheck,
 		},
 	}
 	s.handler = s.routes()
@@ -187,6 +201,60 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		return serr
 	}
 	return err
+}
+
+// newBackend builds the byte store cfg selects, fills in the store options
+// that depend on it, and returns the readiness check for it.
+func newBackend(ctx context.Context, cfg config.Config, log *slog.Logger, reg prometheus.Registerer, o options, opts *storage.Options) (storage.Backend, func(context.Context) error, error) {
+	switch cfg.Store {
+	case "s3":
+		tmp := cfg.S3TempDirPath()
+		if err := os.MkdirAll(tmp, 0o750); err != nil {
+			return nil, nil, fmt.Errorf("creating S3 temp directory: %w", err)
+		}
+		b, err := bucket.New(ctx, bucket.Options{
+			Bucket:           cfg.S3Bucket,
+			Endpoint:         cfg.S3Endpoint,
+			Region:           cfg.S3Region,
+			PathStyle:        cfg.S3PathStyle,
+			Prefix:           cfg.S3Prefix,
+			PartSize:         int64(cfg.S3PartSize),
+			MinPartSize:      int64(cfg.S3MinPartSize),
+			MaxBufferedParts: cfg.S3MaxBufferedParts,
+			ConcurrentParts:  cfg.S3ConcurrentParts,
+			TempDir:          tmp,
+			Redirect:         cfg.DownloadRedirect,
+			URLTTL:           cfg.DownloadURLTTL,
+			Credentials:      o.s3Credentials,
+		})
+		if err != nil {
+			return nil, nil, err
+		}
+		b.RegisterMetrics(reg)
+		opts.Downloader = b
+		ready := func(ctx context.Context) error { return b.Ensure(ctx, cfg.S3CreateBucket) }
+		// An unreachable S3 at start is not fatal: intake serves, /readyz
+		// says 503 and uploads get 503 until the bucket answers.
+		checkCtx, cancel := context.WithTimeout(ctx, 10*time.Second)
+		defer cancel()
+		if err := ready(checkCtx); err != nil {
+			log.ErrorContext(ctx, "S3 bucket is not usable yet; /readyz answers 503 until it is",
+				"bucket", cfg.S3Bucket, "endpoint", cfg.S3Endpoint, "error", err)
+		}
+		return b.Store(), ready, nil
+	default:
+		dir := cfg.UploadsDir()
+		if err := os.MkdirAll(dir, 0o750); err != nil {
+			return nil, nil, fmt.Errorf("creating uploads directory: %w", err)
+		}
+		fs := filestore.New(dir)
+		fs.DirModePerm = 0o750
+		fs.FileModePerm = 0o640
+		if cfg.FileSync {
+			opts.Sync = storage.FileSync
+		}
+		return fs, dirWritable(dir), nil
+	}
 }
 
 // dirWritable checks that the directory accepts a new file.

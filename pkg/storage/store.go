@@ -46,6 +46,15 @@ type Options struct {
 	CommitTimeout time.Duration
 	Logger        *slog.Logger
 	Metrics       *Metrics
+	// Downloader serves complete uploads when the backend cannot (tusd's
+	// S3 store has no ServeContent). Defaults to the backend's own.
+	Downloader Downloader
+}
+
+// Downloader serves the bytes of a complete upload for a GET, honouring
+// Range and conditional headers, or redirecting elsewhere.
+type Downloader interface {
+	Serve(ctx context.Context, w http.ResponseWriter, r *http.Request, info handler.FileInfo) error
 }
 
 // Store is a tusd DataStore that keeps the catalog in step with a Backend.
@@ -72,6 +81,7 @@ var (
 	ErrUploadIncomplete   = handler.NewError("ERR_UPLOAD_INCOMPLETE", "the upload is not complete yet", http.StatusConflict)
 	ErrNotPartial         = handler.NewError("ERR_INVALID_CONCAT", "a final upload may only concatenate partial uploads", http.StatusBadRequest)
 	ErrInvalidMetadata    = handler.NewError("ERR_INVALID_METADATA", "metadata values must be UTF-8 text without NUL bytes", http.StatusBadRequest)
+	ErrStorageUnavailable = handler.NewError("ERR_STORAGE_UNAVAILABLE", "the upload storage is unavailable; retry later", http.StatusServiceUnavailable)
 )
 
 // New returns a Store over backend that records sessions in sessions.
@@ -94,7 +104,7 @@ func (s *Store) UseIn(c *handler.StoreComposer) {
 	c.UseTerminater(s)
 	c.UseConcater(s)
 	c.UseLengthDeferrer(s)
-	if _, ok := s.backend.(handler.ContentServerDataStore); ok {
+	if _, ok := s.backend.(handler.ContentServerDataStore); ok || s.opts.Downloader != nil {
 		c.UseContentServer(s)
 	}
 }
@@ -120,6 +130,19 @@ func (s *Store) catalogError(ctx context.Context, op, id string, err error) erro
 	}
 }
 
+// backendError passes on errors that carry their own response (tusd's
+// handler.Error) and turns any other backend failure — a network error, an
+// S3 error — into a 503 the client retries, logging the cause, which may
+// name hosts, keys or paths.
+func (s *Store) backendError(ctx context.Context, op, id string, err error) error {
+	var herr handler.Error
+	if errors.As(err, &herr) {
+		return err
+	}
+	s.opts.Logger.ErrorContext(ctx, "storage backend failed", "op", op, "id", id, "error", err)
+	return ErrStorageUnavailable
+}
+
 // NewUpload creates the upload in the backend, then its session. If the
 // session cannot be written the backend upload is removed again, so a
 // client never holds an upload URL the catalog does not know.
@@ -131,11 +154,11 @@ func (s *Store) NewUpload(ctx context.Context, info handler.FileInfo) (handler.U
 	}
 	inner, err := s.backend.NewUpload(ctx, info)
 	if err != nil {
-		return nil, fmt.Errorf("creating upload in store: %w", err)
+		return nil, s.backendError(ctx, "create", "", err)
 	}
 	stored, err := inner.GetInfo(ctx)
 	if err != nil {
-		return nil, fmt.Errorf("reading new upload from store: %w", err)
+		return nil, s.backendError(ctx, "create", "", err)
 	}
 	sess := catalog.Session{
 		ID:         stored.ID,
@@ -209,7 +232,7 @@ func (s *Store) GetUpload(ctx context.Context, id string) (handler.Upload, error
 	}
 	inner, err := s.backend.GetUpload(ctx, id)
 	if err != nil {
-		return nil, err
+		return nil, s.backendError(ctx, "get", id, err)
 	}
 	return &upload{store: s, inner: inner, session: sess}, nil
 }
@@ -243,7 +266,7 @@ type upload struct {
 func (u *upload) GetInfo(ctx context.Context) (handler.FileInfo, error) {
 	info, err := u.inner.GetInfo(ctx)
 	if err != nil {
-		return info, err
+		return info, u.store.backendError(ctx, "get_info", u.session.ID, err)
 	}
 	if u.session.State != catalog.StateReceiving {
 		return info, nil
@@ -292,7 +315,12 @@ func (u *upload) commitOffset(ctx context.Context, offset int64) error {
 // WriteChunk writes through to the backend, makes the bytes durable, and
 // records the new offset once for the whole request.
 func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (int64, error) {
-	n, werr := u.inner.WriteChunk(ctx, offset, src)
+	body := &sourceReader{r: src}
+	n, werr := u.inner.WriteChunk(ctx, offset, body)
+	if werr != nil && (body.err == nil || !errors.Is(werr, body.err)) {
+		// Not the request body failing: the backend did.
+		werr = u.store.backendError(ctx, "write", u.session.ID, werr)
+	}
 	if n == 0 && werr == nil {
 		return 0, nil
 	}
@@ -333,7 +361,7 @@ func (u *upload) FinishUpload(ctx context.Context) error {
 		return nil
 	}
 	if err := u.inner.FinishUpload(ctx); err != nil {
-		return fmt.Errorf("finishing upload in store: %w", err)
+		return u.store.backendError(ctx, "finish", u.session.ID, err)
 	}
 	return u.complete(ctx)
 }
@@ -356,7 +384,7 @@ func (u *upload) complete(ctx context.Context) error {
 
 func (u *upload) DeclareLength(ctx context.Context, length int64) error {
 	if err := u.store.backend.AsLengthDeclarableUpload(u.inner).DeclareLength(ctx, length); err != nil {
-		return err
+		return u.store.backendError(ctx, "declare_length", u.session.ID, err)
 	}
 	return u.recordLength(ctx, length)
 }
@@ -375,7 +403,7 @@ func (u *upload) recordLength(ctx context.Context, length int64) error {
 // survived would be an orphan nobody looks for.
 func (u *upload) Terminate(ctx context.Context) error {
 	if err := u.store.backend.AsTerminatableUpload(u.inner).Terminate(ctx); err != nil {
-		return fmt.Errorf("terminating upload in store: %w", err)
+		return u.store.backendError(ctx, "terminate", u.session.ID, err)
 	}
 	cctx, cancel := u.store.commitCtx(ctx)
 	defer cancel()
@@ -395,7 +423,7 @@ func (u *upload) ConcatUploads(ctx context.Context, partials []handler.Upload) e
 		inners[i] = p.(*upload).inner
 	}
 	if err := u.store.backend.AsConcatableUpload(u.inner).ConcatUploads(ctx, inners); err != nil {
-		return fmt.Errorf("concatenating uploads: %w", err)
+		return u.store.backendError(ctx, "concat", u.session.ID, err)
 	}
 	return u.complete(ctx)
 }
@@ -406,8 +434,33 @@ func (u *upload) ServeContent(ctx context.Context, w http.ResponseWriter, r *htt
 	if u.session.State != catalog.StateComplete {
 		return ErrUploadIncomplete
 	}
+	if d := u.store.opts.Downloader; d != nil {
+		info, err := u.inner.GetInfo(ctx)
+		if err != nil {
+			return u.store.backendError(ctx, "get_info", u.session.ID, err)
+		}
+		if err := d.Serve(ctx, w, r, info); err != nil {
+			return u.store.backendError(ctx, "download", u.session.ID, err)
+		}
+		return nil
+	}
 	cs := u.store.backend.(handler.ContentServerDataStore)
 	return cs.AsServableUpload(u.inner).ServeContent(ctx, w, r)
+}
+
+// sourceReader remembers the error of the request body, so that a backend
+// error caused by the body is told apart from one of the backend itself.
+type sourceReader struct {
+	r   io.Reader
+	err error
+}
+
+func (s *sourceReader) Read(p []byte) (int, error) {
+	n, err := s.r.Read(p)
+	if err != nil && err != io.EOF {
+		s.err = err
+	}
+	return n, err
 }
 
 // FileSync makes a file store upload's bytes durable.
