@@ -1,7 +1,9 @@
 package server_test
 
 import (
+	"bytes"
 	"context"
+	"fmt"
 	"io"
 	"log/slog"
 	"net/http"
@@ -14,6 +16,10 @@ import (
 	"github.com/tus/tusd/v2/pkg/handler"
 	"github.com/tus/tusd/v2/pkg/memorylocker"
 
+	"github.com/aws/aws-sdk-go-v2/credentials"
+
+	"github.com/intake-dev/intake/internal/s3test"
+	bucketpkg "github.com/intake-dev/intake/pkg/bucket"
 	"github.com/intake-dev/intake/pkg/client"
 	"github.com/intake-dev/intake/pkg/logging"
 )
@@ -105,6 +111,90 @@ func BenchmarkUpload1GiB(b *testing.B) {
 			cfg.FileSync = sync
 			ts := startServer(b, cfg)
 			run(b, ts.client.Endpoint, cfg.UploadsDir())
+		})
+	}
+}
+
+// bareTusdS3 serves tusd's handler over its S3 store on bucket, with the
+// same client settings intake uses: the baseline for S3.
+func bareTusdS3(b *testing.B, s3 *s3test.Server, bucket string) string {
+	cfg := s3Config(b, s3, "sqlite", bucket)
+	bk, err := bucketpkg.New(context.Background(), bucketpkg.Options{
+		Bucket: bucket, Endpoint: cfg.S3Endpoint, Region: cfg.S3Region, PathStyle: true, Prefix: cfg.S3Prefix,
+		PartSize: int64(cfg.S3PartSize), MinPartSize: int64(cfg.S3MinPartSize),
+		MaxBufferedParts: cfg.S3MaxBufferedParts, ConcurrentParts: cfg.S3ConcurrentParts,
+		TempDir:     b.TempDir(),
+		Credentials: credentials.NewStaticCredentialsProvider(s3.AccessKey, s3.SecretKey, ""),
+	})
+	if err != nil {
+		b.Fatal(err)
+	}
+	composer := handler.NewStoreComposer()
+	bk.Store().UseIn(composer)
+	memorylocker.New().UseIn(composer)
+	quiet := logging.Tusd(slog.NewTextHandler(io.Discard, nil))
+	h, err := handler.NewHandler(handler.Config{BasePath: "/files/", StoreComposer: composer, Logger: quiet})
+	if err != nil {
+		b.Fatal(err)
+	}
+	mux := http.NewServeMux()
+	mux.Handle("/files/", http.StripPrefix("/files/", h))
+	srv := httptest.NewServer(mux)
+	b.Cleanup(srv.Close)
+	return srv.URL + "/files/"
+}
+
+// BenchmarkS3Upload compares 256 MiB uploads to versitygw through bare
+// tusd's S3 store and through intake (same part settings), in one PATCH and
+// in 8 MiB PATCHes. Every upload is checked for its size in the bucket; the
+// first one of each run is compared byte for byte.
+func BenchmarkS3Upload(b *testing.B) {
+	const size = 256 << 20
+	block := randomBytes(b, 1<<20)
+	s3 := s3test.Shared(b)
+	for _, chunk := range []int64{size, 8 << 20} {
+		run := func(b *testing.B, endpoint string) {
+			c := &client.Client{Endpoint: endpoint}
+			ctx := context.Background()
+			b.SetBytes(size)
+			b.ResetTimer()
+			for i := 0; i < b.N; i++ {
+				url, _, err := c.Create(ctx, client.Upload{Size: size}, nil, 0)
+				if err != nil {
+					b.Fatal(err)
+				}
+				src := &patternReader{block: block, n: size}
+				for off := int64(0); off < size; off += chunk {
+					n := min(chunk, size-off)
+					if _, err := c.Patch(ctx, url, off, io.LimitReader(src, n), n, -1); err != nil {
+						b.Fatal(err)
+					}
+				}
+				b.StopTimer()
+				if i == 0 {
+					resp, err := http.Get(url)
+					if err != nil {
+						b.Fatal(err)
+					}
+					got, err := io.ReadAll(resp.Body)
+					resp.Body.Close()
+					if err != nil || !bytes.Equal(got, bytes.Repeat(block, size/len(block))) {
+						b.Fatalf("download of %d bytes differs (%v)", len(got), err)
+					}
+				}
+				if err := c.Delete(ctx, url); err != nil {
+					b.Fatal(err)
+				}
+				b.StartTimer()
+			}
+		}
+		name := fmt.Sprintf("patch=%dMiB", chunk>>20)
+		b.Run(name+"/tusd", func(b *testing.B) {
+			run(b, bareTusdS3(b, s3, s3.NewBucket(b)))
+		})
+		b.Run(name+"/intake", func(b *testing.B) {
+			ts := startServer(b, s3Config(b, s3, "sqlite", s3.NewBucket(b)), s3Creds(s3))
+			run(b, ts.client.Endpoint)
 		})
 	}
 }
