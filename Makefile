@@ -61,4 +61,4 @@ $(VERSITYGW):
 	@rmdir $(TOOLS_BIN)/.install
 
 clean-tools:
-	rm -rf $(TOOLS_BIN)
+	rm -rf $(TOOLS_BIN) tools/_node

@@ -460,8 +460,15 @@ func (c Config) LogValue() slog.Value {
 		slog.String("store", r.Store),
 		slog.String("s3_bucket", r.S3Bucket),
 		slog.String("s3_endpoint", r.S3Endpoint),
+		slog.String("s3_region", r.S3Region),
+		slog.Bool("s3_path_style", r.S3PathStyle),
+		slog.String("s3_prefix", r.S3Prefix),
+		slog.Bool("s3_create_bucket", r.S3CreateBucket),
+		slog.String("s3_part_size", r.S3PartSize.String()),
+		slog.Bool("download_redirect", r.DownloadRedirect),
 		slog.String("max_size", r.MaxSize.String()),
 		slog.Bool("file_sync", r.FileSync),
 		slog.Bool("migrate", r.Migrate),
+		slog.String("log_level", r.LogLevel),
 	)
 }
