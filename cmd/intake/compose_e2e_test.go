@@ -30,6 +30,7 @@ import (
 
 	"github.com/intake-dev/intake/internal/pgtest"
 	"github.com/intake-dev/intake/internal/s3test"
+	"github.com/intake-dev/intake/internal/testenv"
 	"github.com/intake-dev/intake/pkg/client"
 	"github.com/intake-dev/intake/pkg/config"
 )
@@ -256,24 +257,14 @@ func TestComposeTopology(t *testing.T) {
 	}
 }
 
-// moduleRoot is the nearest directory at or above the working directory
-// (the package's, under go test) that holds go.mod.
+// moduleRoot is the module's root directory.
 func moduleRoot(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	root, err := testenv.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod in the working directory or above it")
-		}
-		dir = parent
-	}
+	return root
 }
 
 var envFileKey = regexp.MustCompile(`^[A-Za-z_][A-Za-z0-9_]*$`)

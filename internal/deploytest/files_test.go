@@ -12,6 +12,7 @@ import (
 
 	"gopkg.in/yaml.v3"
 
+	"github.com/intake-dev/intake/internal/testenv"
 	"github.com/intake-dev/intake/pkg/config"
 	"github.com/spf13/pflag"
 )
@@ -25,24 +26,14 @@ const (
 	intakeService = "intake"
 )
 
-// repoRoot is the nearest directory at or above the working directory that
-// holds go.mod.
+// repoRoot is the module's root directory.
 func repoRoot(t *testing.T) string {
 	t.Helper()
-	dir, err := os.Getwd()
+	root, err := testenv.ModuleRoot()
 	if err != nil {
 		t.Fatal(err)
 	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			t.Fatal("no go.mod in the working directory or above it")
-		}
-		dir = parent
-	}
+	return root
 }
 
 func readFile(t *testing.T, rel string) string {

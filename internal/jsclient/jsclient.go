@@ -17,6 +17,8 @@ import (
 	"sync"
 	"testing"
 	"time"
+
+	"github.com/intake-dev/intake/internal/testenv"
 )
 
 // The JavaScript side, in the order it is hashed. upload.mjs is part of the
@@ -125,23 +127,11 @@ func baseDir() (string, error) {
 	return filepath.Join(cache, "intake-jsclient"), nil
 }
 
-// moduleRoot walks up from the working directory, which go test sets to the
-// package's, to the directory holding go.mod.
+// moduleRoot is the module's root directory, if the working directory is
+// inside it.
 func moduleRoot() (string, bool) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", false
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, true
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", false
-		}
-		dir = parent
-	}
+	root, err := testenv.ModuleRoot()
+	return root, err == nil
 }
 
 // filesHash identifies the embedded files: an install made from other
@@ -271,10 +261,7 @@ func checkInstall(dir, sum string) error {
 	return nil
 }
 
-func ciEnabled() bool {
-	ci, _ := strconv.ParseBool(os.Getenv("CI"))
-	return ci
-}
+func ciEnabled() bool { return testenv.CI() }
 
 // unavailable skips t, or fails it in CI.
 func unavailable(t testing.TB, ci bool, err error) {

@@ -7,7 +7,6 @@ import (
 	"fmt"
 	"net/url"
 	"os"
-	"strconv"
 	"strings"
 	"sync"
 	"testing"
@@ -15,6 +14,8 @@ import (
 
 	"github.com/jackc/pgx/v5"
 	"github.com/jackc/pgx/v5/pgxpool"
+
+	"github.com/intake-dev/intake/internal/testenv"
 )
 
 // DefaultURL is used when TEST_DATABASE_URL is unset.
@@ -61,8 +62,7 @@ func URL(t testing.TB) string {
 	pool, err := admin()
 	if err != nil {
 		if unreachable, ok := err.(errUnreachable); ok {
-			ci, _ := strconv.ParseBool(os.Getenv("CI"))
-			unavailable(t, ci, unreachable.err)
+			unavailable(t, testenv.CI(), unreachable.err)
 		}
 		t.Fatalf("pgtest: %v", err)
 	}

@@ -17,6 +17,8 @@ import (
 
 	"github.com/minio/minio-go/v7"
 	"github.com/minio/minio-go/v7/pkg/credentials"
+
+	"github.com/intake-dev/intake/internal/testenv"
 )
 
 // BinaryEnv names the environment variable holding the versitygw binary;
@@ -413,29 +415,14 @@ func binary() (string, error) {
 	return p, nil
 }
 
-// moduleRoot walks up from the working directory, which go test sets to the
-// package's, to the directory holding go.mod.
+// moduleRoot is the module's root directory, if the working directory is
+// inside it.
 func moduleRoot() (string, bool) {
-	dir, err := os.Getwd()
-	if err != nil {
-		return "", false
-	}
-	for {
-		if _, err := os.Stat(filepath.Join(dir, "go.mod")); err == nil {
-			return dir, true
-		}
-		parent := filepath.Dir(dir)
-		if parent == dir {
-			return "", false
-		}
-		dir = parent
-	}
+	root, err := testenv.ModuleRoot()
+	return root, err == nil
 }
 
-func ciEnabled() bool {
-	ci, _ := strconv.ParseBool(os.Getenv("CI"))
-	return ci
-}
+func ciEnabled() bool { return testenv.CI() }
 
 // unavailable skips t, or fails it in CI.
 func unavailable(t testing.TB, ci bool, err error) {
