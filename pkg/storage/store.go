@@ -8,6 +8,7 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"sync"
 	"time"
 
 	"github.com/tus/tusd/v2/pkg/handler"
@@ -461,6 +462,40 @@ func (s *sourceReader) Read(p []byte) (int, error) {
 		s.err = err
 	}
 	return n, err
+}
+
+// copyBufferSize is the buffer WriteTo moves bytes with. io.Copy's default
+// of 32 KiB costs a read and a write system call per 32 KiB; profiles of
+// large PATCHes were almost all system calls.
+const copyBufferSize = 512 << 10
+
+var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
+
+// WriteTo lets a backend's io.Copy(dst, body) move the body in large
+// pieces. Every error of the body is still recorded.
+func (s *sourceReader) WriteTo(w io.Writer) (int64, error) {
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	buf := *bp
+	var written int64
+	for {
+		// One read takes what the connection has, up to the buffer: a fast
+		// client fills it, a slow one's bytes are written as they come.
+		n, rerr := s.Read(buf)
+		if n > 0 {
+			m, werr := w.Write(buf[:n])
+			written += int64(m)
+			if werr != nil {
+				return written, werr
+			}
+		}
+		if rerr == io.EOF {
+			return written, nil
+		}
+		if rerr != nil {
+			return written, rerr
+		}
+	}
 }
 
 // FileSync makes a file store upload's bytes durable.
