@@ -279,9 +279,16 @@ func (c Config) Validate() error {
 	return errors.Join(errs...)
 }
 
+// validBucketName is S3's rule for bucket names (the general-purpose bucket
+// naming rules; ".." is refused separately).
+var validBucketName = regexp.MustCompile(`^[a-z0-9][a-z0-9.-]{1,61}[a-z0-9]$`)
+
 func (c Config) validateS3(bad func(flag, format string, args ...any)) {
-	if c.S3Bucket == "" {
+	switch {
+	case c.S3Bucket == "":
 		bad("s3-bucket", "is required with --store s3")
+	case !validBucketName.MatchString(c.S3Bucket) || strings.Contains(c.S3Bucket, ".."):
+		bad("s3-bucket", "%q is not a valid S3 bucket name: use 3 to 63 lower-case letters, digits, dots and hyphens, starting and ending with a letter or digit", c.S3Bucket)
 	}
 	if c.S3Endpoint != "" {
 		u, err := url.Parse(c.S3Endpoint)

@@ -198,3 +198,37 @@ func BenchmarkS3Upload(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkCreate measures upload creation (POST, 16 at a time) through
+// bare tusd and through intake on the file store, with each catalog. An
+// intake create also writes the session row.
+func BenchmarkCreate(b *testing.B) {
+	run := func(b *testing.B, endpoint string) {
+		// Keep-alive for all 16 workers: http.DefaultClient keeps only 2
+		// idle connections per host, and new connections would dominate.
+		tr := &http.Transport{MaxIdleConnsPerHost: 32}
+		defer tr.CloseIdleConnections()
+		c := &client.Client{Endpoint: endpoint, HTTP: &http.Client{Transport: tr}}
+		ctx := context.Background()
+		b.SetParallelism(8) // 8 × GOMAXPROCS(2) = 16 concurrent creates
+		b.ResetTimer()
+		b.RunParallel(func(pb *testing.PB) {
+			for pb.Next() {
+				if _, _, err := c.Create(ctx, client.Upload{Size: 1}, nil, 0); err != nil {
+					b.Error(err)
+					return
+				}
+			}
+		})
+	}
+	b.Run("tusd", func(b *testing.B) {
+		endpoint, _ := bareTusd(b)
+		run(b, endpoint)
+	})
+	for _, backend := range backends {
+		b.Run("intake/"+backend, func(b *testing.B) {
+			ts := startServer(b, testConfig(b, backend))
+			run(b, ts.client.Endpoint)
+		})
+	}
+}
