@@ -232,3 +232,57 @@ func BenchmarkCreate(b *testing.B) {
 		})
 	}
 }
+
+// BenchmarkConcurrentUploads sends 32 uploads of 32 MiB at once, each in a
+// single PATCH, through bare tusd and through intake on the file store.
+func BenchmarkConcurrentUploads(b *testing.B) {
+	const (
+		uploads = 32
+		size    = 32 << 20
+	)
+	block := randomBytes(b, 1<<20)
+	run := func(b *testing.B, endpoint string) {
+		tr := &http.Transport{MaxIdleConnsPerHost: uploads}
+		defer tr.CloseIdleConnections()
+		c := &client.Client{Endpoint: endpoint, HTTP: &http.Client{Transport: tr}}
+		ctx := context.Background()
+		b.SetBytes(uploads * size)
+		b.ResetTimer()
+		for i := 0; i < b.N; i++ {
+			urls := make([]string, uploads)
+			errs := make(chan error, uploads)
+			for j := range uploads {
+				go func() {
+					u, _, err := c.Create(ctx, client.Upload{Size: size}, nil, 0)
+					if err == nil {
+						urls[j] = u
+						_, err = c.Patch(ctx, u, 0, &patternReader{block: block, n: size}, size, -1)
+					}
+					errs <- err
+				}()
+			}
+			for range uploads {
+				if err := <-errs; err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StopTimer()
+			for _, u := range urls {
+				if err := c.Delete(ctx, u); err != nil {
+					b.Fatal(err)
+				}
+			}
+			b.StartTimer()
+		}
+	}
+	b.Run("tusd", func(b *testing.B) {
+		endpoint, _ := bareTusd(b)
+		run(b, endpoint)
+	})
+	b.Run("intake", func(b *testing.B) {
+		cfg := testConfig(b, "sqlite")
+		cfg.FileSync = false
+		ts := startServer(b, cfg)
+		run(b, ts.client.Endpoint)
+	})
+}
