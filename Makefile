@@ -13,7 +13,7 @@ TOOLS_BIN ?= $(CURDIR)/tools/bin
 VERSITYGW_VERSION := v1.8.0
 VERSITYGW := $(abspath $(TOOLS_BIN))/versitygw
 
-.PHONY: all build run test test-short bench lint fmt clean tools clean-tools
+.PHONY: all build run test test-short bench bench-go lint fmt clean tools clean-tools
 
 all: lint test build
 
@@ -33,8 +33,17 @@ test: $(VERSITYGW)
 test-short:
 	$(GO) test -short -count=1 ./...
 
-## bench: Go benchmarks (throughput against bare tusd, catalog costs)
-bench:
+## bench: the benchmark harness (cmd/intake-bench): intake against a
+## reference tusd binary on the file store and on versitygw, written to
+## docs/benchmarks.md and docs/benchmarks.json. BENCH_FLAGS adds flags,
+## e.g. make bench BENCH_FLAGS='--quick --backends file'.
+BENCH_FLAGS ?=
+bench: $(VERSITYGW)
+	$(GO) build -o bin/intake-bench ./cmd/intake-bench
+	INTAKE_VERSITYGW=$(VERSITYGW) bin/intake-bench $(BENCH_FLAGS)
+
+## bench-go: Go benchmarks (throughput against tusd's handler in-process, catalog costs)
+bench-go:
 	$(GO) test -run '^$$' -bench . -benchmem -count 1 -timeout 30m ./...
 
 ## lint: gofmt and go vet

@@ -34,8 +34,12 @@
 // sidecar directory next to Dir instead. Dir holds one directory per bucket
 // and versitygw's own .sgwtmp directories; look at it only through S3.
 //
-// This package is for tests only. It must never be imported by non-test
-// code, never touch anything outside the directories it creates, and never
-// leave a versitygw running: on Linux the process is killed with the test
-// binary even when cleanups do not run.
+// Launch and Close start and stop a server outside any test; the benchmark
+// harness (cmd/intake-bench) is their one user.
+//
+// This package is for tests and that harness only. It must never be
+// imported by intake's own code, never touch anything outside the
+// directories it creates, and never leave a versitygw running: on Linux the
+// process is killed with the test binary (or the harness) even when
+// cleanups do not run.
 package s3test

@@ -160,6 +160,23 @@ func Shared(t testing.TB) *Server {
 	return shared.srv
 }
 
+// Launch runs a versitygw outside any test, for a program such as the
+// benchmark harness (cmd/intake-bench). Its posix root goes into dir, an
+// existing directory that the caller removes after Close. The binary is
+// found as for Start; where Start would skip or fail the test, Launch
+// returns the error.
+func Launch(dir string) (*Server, error) {
+	s, err := launch(dir)
+	if err != nil {
+		return nil, fmt.Errorf("s3test: %w", err)
+	}
+	return s, nil
+}
+
+// Close stops a server from Launch the way Stop does (a kill: it is not
+// meant to come back); closing it twice does nothing.
+func (s *Server) Close() { s.Stop() }
+
 // launch makes a Server with its posix root in base and starts it.
 func launch(base string) (*Server, error) {
 	bin, err := binary()

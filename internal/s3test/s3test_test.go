@@ -280,3 +280,26 @@ func getObject(t *testing.T, c *minio.Client, bucket, key string) []byte {
 	}
 	return b
 }
+
+// TestLaunch is the harness's way in: no testing.TB, the caller's
+// directory, and Close instead of a cleanup.
+func TestLaunch(t *testing.T) {
+	t.Parallel()
+	if _, err := binary(); err != nil {
+		unavailable(t, ciEnabled(), err)
+	}
+	s, err := Launch(t.TempDir())
+	if err != nil {
+		t.Fatal(err)
+	}
+	ctx, cancel := context.WithTimeout(context.Background(), 10*time.Second)
+	defer cancel()
+	if _, err := s.Client().ListBuckets(ctx); err != nil {
+		t.Fatalf("ListBuckets after Launch: %v", err)
+	}
+	s.Close()
+	s.Close() // a no-op
+	if _, err := s.Client().ListBuckets(ctx); err == nil {
+		t.Fatal("ListBuckets after Close succeeded; want an error")
+	}
+}
