@@ -11,8 +11,9 @@
 // installs afresh, and an install that is there is used without running npm
 // at all. An install is built in a staging directory and renamed into place,
 // so a killed run or two test binaries installing at once never leave a
-// half-made one that counts as done. Delete tools/_node to reclaim the space
-// of old versions.
+// half-made one that counts as done (internal/nodemodules does this for
+// every JavaScript harness). Delete tools/_node to reclaim the space of old
+// versions.
 //
 // Upload(t, opts) runs upload.mjs on a file, bounded by a timeout, and
 // returns the upload URL; TryUpload also returns the message tus-js-client

@@ -3,21 +3,16 @@ package jsclient
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
 	"embed"
-	"encoding/hex"
 	"encoding/json"
 	"errors"
-	"fmt"
-	"os"
 	"os/exec"
 	"path/filepath"
-	"strconv"
-	"strings"
 	"sync"
 	"testing"
 	"time"
 
+	"github.com/intake-dev/intake/internal/nodemodules"
 	"github.com/intake-dev/intake/internal/testenv"
 )
 
@@ -28,48 +23,21 @@ import (
 //go:embed package.json package-lock.json upload.mjs
 var files embed.FS
 
-var fileNames = []string{"package.json", "package-lock.json", "upload.mjs"}
+var spec = nodemodules.Spec{
+	Name:      "jsclient",
+	Files:     files,
+	FileNames: []string{"package.json", "package-lock.json", "upload.mjs"},
+	MinNode:   minNodeMajor,
+}
 
 const (
 	// DefaultTimeout bounds one upload when Options.Timeout is zero.
 	DefaultTimeout = 2 * time.Minute
-	// installTimeout bounds npm ci. It takes about a second with a warm npm
-	// cache; the margin is for a cold cache on a slow network.
-	installTimeout = 5 * time.Minute
 	// minNodeMajor is tus-js-client's engines requirement.
 	minNodeMajor = 18
-	// stampName holds the hash of the embedded files in a finished install.
-	stampName = ".intake-stamp"
 )
 
-// errNoNode marks the one install failure that is a skip outside CI.
-var errNoNode = errors.New("node or npm not found")
-
-// installation is a finished install: dir holds the embedded files and
-// node_modules, node is the interpreter to run upload.mjs with.
-type installation struct {
-	dir, node string
-}
-
-var install = sync.OnceValues(func() (installation, error) {
-	node, err := findNode()
-	if err != nil {
-		return installation{}, err
-	}
-	npm, err := exec.LookPath("npm")
-	if err != nil {
-		return installation{}, fmt.Errorf("%w: %v", errNoNode, err)
-	}
-	base, err := baseDir()
-	if err != nil {
-		return installation{}, err
-	}
-	dir, err := installInto(base, npm)
-	if err != nil {
-		return installation{}, err
-	}
-	return installation{dir: dir, node: node}, nil
-})
+var install = sync.OnceValues(spec.Install)
 
 // Install makes sure tus-js-client is installed, running npm ci at most once
 // per test binary, and returns the directory holding upload.mjs and its
@@ -77,188 +45,19 @@ var install = sync.OnceValues(func() (installation, error) {
 // CI=true; any other install failure fails t.
 func Install(t testing.TB) (dir string) {
 	t.Helper()
-	return installed(t).dir
+	return installed(t).Dir
 }
 
-func installed(t testing.TB) installation {
+func installed(t testing.TB) nodemodules.Installation {
 	t.Helper()
 	inst, err := install()
 	if err != nil {
-		if errors.Is(err, errNoNode) {
+		if errors.Is(err, nodemodules.ErrNoNode) {
 			unavailable(t, ciEnabled(), err)
 		}
 		t.Fatalf("jsclient: %v", err)
 	}
 	return inst
-}
-
-// findNode finds node on PATH and checks it is recent enough for
-// tus-js-client: an older one counts as missing.
-func findNode() (string, error) {
-	node, err := exec.LookPath("node")
-	if err != nil {
-		return "", fmt.Errorf("%w: %v", errNoNode, err)
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), 30*time.Second)
-	defer cancel()
-	out, err := exec.CommandContext(ctx, node, "--version").Output()
-	if err != nil {
-		return "", fmt.Errorf("error running %s --version: %w", node, err)
-	}
-	v := strings.TrimSpace(string(out))
-	major, _, _ := strings.Cut(strings.TrimPrefix(v, "v"), ".")
-	if n, err := strconv.Atoi(major); err != nil || n < minNodeMajor {
-		return "", fmt.Errorf("%w: %s is %s, tus-js-client needs %d or later", errNoNode, node, v, minNodeMajor)
-	}
-	return node, nil
-}
-
-// baseDir is tools/_node in the module root (the "_" keeps `go ./...`
-// out of node_modules), or a directory in the user's
-// cache when the test does not run inside the module.
-func baseDir() (string, error) {
-	if root, ok := moduleRoot(); ok {
-		return filepath.Join(root, "tools", "_node"), nil
-	}
-	cache, err := os.UserCacheDir()
-	if err != nil {
-		return "", fmt.Errorf("no module root and no user cache directory: %w", err)
-	}
-	return filepath.Join(cache, "intake-jsclient"), nil
-}
-
-// moduleRoot is the module's root directory, if the working directory is
-// inside it.
-func moduleRoot() (string, bool) {
-	root, err := testenv.ModuleRoot()
-	return root, err == nil
-}
-
-// filesHash identifies the embedded files: an install made from other
-// files is another directory.
-func filesHash() string {
-	h := sha256.New()
-	for _, name := range fileNames {
-		b, err := files.ReadFile(name)
-		if err != nil {
-			panic(err) // unreachable: embedded above
-		}
-		fmt.Fprintf(h, "%s %d\n", name, len(b))
-		h.Write(b)
-	}
-	return hex.EncodeToString(h.Sum(nil))
-}
-
-// pinnedVersion is the exact tus-js-client version package.json asks for.
-func pinnedVersion() (string, error) {
-	b, err := files.ReadFile("package.json")
-	if err != nil {
-		return "", err
-	}
-	var pkg struct {
-		Dependencies map[string]string `json:"dependencies"`
-	}
-	if err := json.Unmarshal(b, &pkg); err != nil {
-		return "", fmt.Errorf("error parsing package.json: %w", err)
-	}
-	v := pkg.Dependencies["tus-js-client"]
-	if v == "" {
-		return "", errors.New("package.json does not depend on tus-js-client")
-	}
-	return v, nil
-}
-
-// installInto returns base/<hash>, first building it with npm ci unless a
-// finished install of the same files is there.
-func installInto(base, npm string) (string, error) {
-	sum := filesHash()
-	dir := filepath.Join(base, sum[:16])
-	if checkInstall(dir, sum) == nil {
-		return dir, nil
-	}
-	if err := os.MkdirAll(base, 0o755); err != nil {
-		return "", err
-	}
-	staging, err := os.MkdirTemp(base, ".install-")
-	if err != nil {
-		return "", err
-	}
-	// After the rename this removes nothing.
-	defer os.RemoveAll(staging)
-	if err := os.Chmod(staging, 0o755); err != nil { // MkdirTemp makes it 0700
-		return "", err
-	}
-
-	for _, name := range fileNames {
-		b, _ := files.ReadFile(name)
-		if err := os.WriteFile(filepath.Join(staging, name), b, 0o644); err != nil {
-			return "", err
-		}
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), installTimeout)
-	defer cancel()
-	// --prefer-offline takes what the npm cache has without asking the
-	// registry; the lockfile's integrity hashes still apply.
-	cmd := exec.CommandContext(ctx, npm, "ci",
-		"--ignore-scripts", "--prefer-offline", "--no-audit", "--no-fund",
-		"--no-update-notifier", "--loglevel=error")
-	cmd.Dir = staging
-	cmd.WaitDelay = 5 * time.Second
-	start := time.Now()
-	if out, err := cmd.CombinedOutput(); err != nil {
-		if ctx.Err() != nil {
-			err = fmt.Errorf("not done after %s", installTimeout)
-		}
-		return "", fmt.Errorf("npm ci in %s: %v\n%s", staging, err, out)
-	}
-	if err := os.WriteFile(filepath.Join(staging, stampName), []byte(sum+"\n"), 0o644); err != nil {
-		return "", err
-	}
-	if err := checkInstall(staging, sum); err != nil {
-		return "", fmt.Errorf("npm ci succeeded in %s but %w", time.Since(start).Round(time.Millisecond), err)
-	}
-
-	if err := os.Rename(staging, dir); err != nil {
-		// Another test binary may have finished the same install first.
-		if checkInstall(dir, sum) == nil {
-			return dir, nil
-		}
-		// Or dir is a broken install (node_modules deleted by hand, say).
-		if err := os.RemoveAll(dir); err != nil {
-			return "", err
-		}
-		if err := os.Rename(staging, dir); err != nil {
-			return "", err
-		}
-	}
-	return dir, nil
-}
-
-// checkInstall reports why dir is not a finished install of the files
-// hashing to sum with the pinned tus-js-client in its node_modules.
-func checkInstall(dir, sum string) error {
-	stamp, err := os.ReadFile(filepath.Join(dir, stampName))
-	if err != nil {
-		return err
-	}
-	if strings.TrimSpace(string(stamp)) != sum {
-		return fmt.Errorf("%s is an install of other files", dir)
-	}
-	want, err := pinnedVersion()
-	if err != nil {
-		return err
-	}
-	b, err := os.ReadFile(filepath.Join(dir, "node_modules", "tus-js-client", "package.json"))
-	if err != nil {
-		return err
-	}
-	var pkg struct {
-		Version string `json:"version"`
-	}
-	if err := json.Unmarshal(b, &pkg); err != nil || pkg.Version != want {
-		return fmt.Errorf("tus-js-client in %s is %q, not %s (%v)", dir, pkg.Version, want, err)
-	}
-	return nil
 }
 
 func ciEnabled() bool { return testenv.CI() }
@@ -359,8 +158,8 @@ func TryUpload(t testing.TB, opts Options) (Result, error) {
 
 	ctx, cancel := context.WithTimeout(t.Context(), timeout)
 	defer cancel()
-	cmd := exec.CommandContext(ctx, inst.node, filepath.Join(inst.dir, "upload.mjs"))
-	cmd.Dir = inst.dir
+	cmd := exec.CommandContext(ctx, inst.Node, filepath.Join(inst.Dir, "upload.mjs"))
+	cmd.Dir = inst.Dir
 	cmd.Stdin = bytes.NewReader(input)
 	var stdout, stderr bytes.Buffer
 	cmd.Stdout, cmd.Stderr = &stdout, &stderr

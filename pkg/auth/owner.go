@@ -1,9 +1,13 @@
-// Package auth decides who is making a request. Every upload belongs to the
-// owner who created it; the owner travels in the request context from the
-// authentication middleware to the store, which refuses every other owner.
+// Package auth decides who is making a request. It verifies bearer tokens
+// (JWT: HS256, RS256 or ES256, one algorithm fixed by the configured key, so
+// a token never chooses how it is checked), and carries the verified claims
+// and the owner identity in the request context from the middleware to the
+// store, which binds every upload to the owner who created it and refuses
+// every other owner.
 //
 // The anonymous owner is "": the embedded default runs without
-// authentication and all of its uploads belong to "".
+// authentication and all of its uploads belong to "". This package must
+// never log or return a token or a key.
 package auth
 
 import "context"

@@ -8,6 +8,7 @@ import (
 	"net/url"
 	"path/filepath"
 	"regexp"
+	"slices"
 	"strconv"
 	"strings"
 	"sync"
@@ -103,6 +104,40 @@ type Config struct {
 	// Migrate (--migrate) applies pending catalog migrations at start.
 	// Defaults to true.
 	Migrate bool
+	// Auth (--auth) is "none" (anonymous, owner "") or "jwt" (a bearer
+	// token on every request; its sub is the owner). Defaults to "none".
+	Auth string
+	// JWTSecret (--jwt-secret) is the HS256 key, at least 32 bytes. With
+	// --auth jwt, exactly one of it and JWTPublicKeyFile is set. Defaults
+	// to "" (none).
+	JWTSecret string
+	// JWTPublicKeyFile (--jwt-public-key-file) is a PEM RSA (RS256) or
+	// ECDSA P-256 (ES256) public key; the key fixes the algorithm.
+	// Defaults to "" (none).
+	JWTPublicKeyFile string
+	// JWTIssuer and JWTAudience (--jwt-issuer, --jwt-audience), when set,
+	// must match the token's iss and aud. Default to "" (any).
+	JWTIssuer, JWTAudience string
+	// JWTLeeway (--jwt-leeway) tolerates clock skew on exp, nbf and iat,
+	// from 0 to 5m. Defaults to 30s.
+	JWTLeeway time.Duration
+	// CORSOrigins (--cors-origins) lists the browser origins allowed to
+	// call intake: exact origins, patterns with "*" (https://*.example.com,
+	// http://127.0.0.1:*), or "*" for any. Defaults to "*".
+	CORSOrigins string
+	// CORSAllowCredentials (--cors-allow-credentials) lets browsers send
+	// cookies. Defaults to false (bearer tokens need no credentials mode).
+	CORSAllowCredentials bool
+	// CORSMaxAge (--cors-max-age) is how long browsers may cache a
+	// preflight. Defaults to 1h.
+	CORSMaxAge time.Duration
+	// AdminListen (--admin-listen) serves /metrics and the admin API on
+	// their own address instead of the public one. Defaults to "" (public).
+	AdminListen string
+	// AdminToken (--admin-token) is the bearer token the admin endpoints
+	// require, at least 16 characters. Without it and without AdminListen
+	// the admin API is not served. Defaults to "" (none).
+	AdminToken string
 	// LogFormat (--log-format) is "text" or "json". Defaults to "text".
 	LogFormat string
 	// LogLevel (--log-level) is "debug", "info", "warn" or "error". Defaults
@@ -124,6 +159,10 @@ func Default() Config {
 		S3MaxBufferedParts: 20,
 		S3ConcurrentParts:  10,
 		DownloadURLTTL:     5 * time.Minute,
+		Auth:               "none",
+		JWTLeeway:          30 * time.Second,
+		CORSOrigins:        "*",
+		CORSMaxAge:         time.Hour,
 		FileSync:           true,
 		NetworkTimeout:     60 * time.Second,
 		LockTimeout:        20 * time.Second,
@@ -192,6 +231,17 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	dur(&c.ShutdownTimeout, "shutdown-timeout", "how long in-flight requests get to finish on shutdown")
 	boolean(&c.BehindProxy, "behind-proxy", "trust X-Forwarded-* and Forwarded headers; enable only behind a proxy that sets them", "false")
 	boolean(&c.Migrate, "migrate", "apply pending catalog migrations at start", "")
+	str(&c.Auth, "auth", "authentication: none (anonymous) or jwt (a bearer token on every request; sub is the owner)", "")
+	str(&c.JWTSecret, "jwt-secret", "HS256 key for --auth jwt, at least 32 bytes; prefer the env var", "none")
+	str(&c.JWTPublicKeyFile, "jwt-public-key-file", "PEM public key for --auth jwt: RSA (RS256) or ECDSA P-256 (ES256)", "none")
+	str(&c.JWTIssuer, "jwt-issuer", "required iss of tokens", "any")
+	str(&c.JWTAudience, "jwt-audience", "required aud of tokens", "any")
+	dur(&c.JWTLeeway, "jwt-leeway", "clock skew tolerated on exp, nbf and iat")
+	str(&c.CORSOrigins, "cors-origins", "comma-separated browser origins allowed: exact (https://app.example.com), patterns (https://*.example.com), or * for any", "")
+	boolean(&c.CORSAllowCredentials, "cors-allow-credentials", "let browsers send cookies (not needed for bearer tokens)", "false")
+	dur(&c.CORSMaxAge, "cors-max-age", "how long browsers may cache a CORS preflight")
+	str(&c.AdminListen, "admin-listen", "host:port for /metrics and the admin API, off the public address", "the public address")
+	str(&c.AdminToken, "admin-token", "bearer token the admin endpoints require; prefer the env var", "none")
 	str(&c.LogFormat, "log-format", "log format: text or json", "")
 	str(&c.LogLevel, "log-level", "minimum log level: debug, info, warn or error", "")
 }
@@ -267,6 +317,51 @@ func (c Config) Validate() error {
 		}
 	}
 
+	switch c.Auth {
+	case "jwt":
+		switch {
+		case c.JWTSecret == "" && c.JWTPublicKeyFile == "":
+			bad("auth", "jwt needs --jwt-secret (HS256) or --jwt-public-key-file (RS256/ES256)")
+		case c.JWTSecret != "" && c.JWTPublicKeyFile != "":
+			bad("jwt-secret", "give either --jwt-secret or --jwt-public-key-file, not both")
+		case c.JWTSecret != "" && len(c.JWTSecret) < 32:
+			bad("jwt-secret", "has %d bytes; HS256 needs at least 32 (e.g. openssl rand -base64 32)", len(c.JWTSecret))
+		}
+		if c.JWTLeeway < 0 || c.JWTLeeway > 5*time.Minute {
+			bad("jwt-leeway", "is %s; use between 0 and 5m", c.JWTLeeway)
+		}
+	case "none":
+		// A key without --auth jwt means the operator believes uploads are
+		// protected while anyone can make them: refuse rather than serve
+		// anonymously. (Leftover S3 settings are tolerated; this is not.)
+		if c.JWTSecret != "" || c.JWTPublicKeyFile != "" {
+			bad("auth", "is none, but --jwt-secret or --jwt-public-key-file is set; use --auth jwt, or unset the key to serve anonymously")
+		}
+	default:
+		bad("auth", "is %q; use none or jwt", c.Auth)
+	}
+	if msg := checkOrigins(c.CORSOrigins); msg != "" {
+		bad("cors-origins", "%s", msg)
+	}
+	// "*" anywhere in the list allows every origin, so it would send
+	// cookies to any site, not just the listed ones.
+	if c.CORSAllowCredentials && slices.Contains(splitOrigins(c.CORSOrigins), "*") {
+		bad("cors-allow-credentials", "cannot be combined with '*' in --cors-origins: list the origins that may send cookies")
+	}
+	if c.CORSMaxAge < 0 {
+		bad("cors-max-age", "is %s; it must not be negative: use e.g. 1h, or 0 to make browsers preflight every request", c.CORSMaxAge)
+	}
+	if c.AdminListen != "" {
+		if _, port, err := net.SplitHostPort(c.AdminListen); err != nil || !validPort(port) {
+			bad("admin-listen", "%q is not host:port with a numeric port; use e.g. 127.0.0.1:9090", c.AdminListen)
+		} else if sameAddress(c.AdminListen, c.Listen) {
+			bad("admin-listen", "%q overlaps --listen %q; use another port, e.g. 127.0.0.1:9090", c.AdminListen, c.Listen)
+		}
+	}
+	if c.AdminToken != "" && len(c.AdminToken) < 16 {
+		bad("admin-token", "is shorter than 16 characters; use a long random value")
+	}
+
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log-format", "is %q; use text or json", c.LogFormat)
 	}
@@ -277,6 +372,47 @@ func (c Config) Validate() error {
 	}
 
 	return errors.Join(errs...)
+}
+
+// splitOrigins splits a --cors-origins list the way pkg/cors reads it.
+func splitOrigins(list string) []string {
+	parts := strings.Split(list, ",")
+	for i := range parts {
+		parts[i] = strings.TrimSpace(parts[i])
+	}
+	return parts
+}
+
+// checkOrigins returns what is wrong with a --cors-origins list, or "".
+func checkOrigins(list string) string {
+	if strings.TrimSpace(list) == "" {
+		return `must not be empty; use "*" for any origin or list them, e.g. https://app.example.com`
+	}
+	for _, o := range splitOrigins(list) {
+		if o == "*" {
+			continue
+		}
+		// A browser's Origin is scheme://host[:port] and nothing else: a
+		// path, user info or space can never match one.
+		scheme, rest, ok := strings.Cut(o, "://")
+		if !ok || (scheme != "http" && scheme != "https") || rest == "" || strings.ContainsAny(rest, "/?#@ \t") {
+			return fmt.Sprintf("%q is not an origin; use scheme://host[:port] without a path, e.g. https://app.example.com or https://*.example.com, separated by commas", o)
+		}
+	}
+	return ""
+}
+
+// sameAddress reports whether two valid host:port addresses would compete
+// for one port: the same non-zero port on the same host, or on a host and
+// all interfaces. Port 0 is a fresh port each time, so it never competes.
+func sameAddress(a, b string) bool {
+	ha, pa, errA := net.SplitHostPort(a)
+	hb, pb, errB := net.SplitHostPort(b)
+	if errA != nil || errB != nil || pa != pb || pa == "0" {
+		return false
+	}
+	anyHost := func(h string) bool { return h == "" || h == "0.0.0.0" || h == "::" }
+	return ha == hb || anyHost(ha) || anyHost(hb)
 }
 
 // validBucketName is S3's rule for bucket names (the general-purpose bucket
@@ -409,10 +545,17 @@ const redactedPassword = "xxxxx"
 
 // Redacted returns a copy of c that is safe to log: a password in
 // database-url, whether in the user info or a password= parameter, becomes
-// "xxxxx". When the URL cannot be parsed, it errs on the side of hiding too
-// much.
+// "xxxxx", and so do a set jwt-secret and admin-token (unset ones stay "",
+// so a log still tells set from unset). When the URL cannot be parsed, it
+// errs on the side of hiding too much.
 func (c Config) Redacted() Config {
 	c.DatabaseURL = redactDSN(c.DatabaseURL)
+	if c.JWTSecret != "" {
+		c.JWTSecret = redactedPassword
+	}
+	if c.AdminToken != "" {
+		c.AdminToken = redactedPassword
+	}
 	return c
 }
 
@@ -456,7 +599,7 @@ func redactDSN(dsn string) string {
 }
 
 // LogValue renders the settings for a structured log line, with the
-// database password hidden.
+// database password and every secret hidden.
 func (c Config) LogValue() slog.Value {
 	r := c.Redacted()
 	return slog.GroupValue(
@@ -477,5 +620,8 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("file_sync", r.FileSync),
 		slog.Bool("migrate", r.Migrate),
 		slog.String("log_level", r.LogLevel),
+		slog.String("auth", r.Auth),
+		slog.String("cors_origins", r.CORSOrigins),
+		slog.String("admin_listen", r.AdminListen),
 	)
 }

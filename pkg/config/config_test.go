@@ -2,6 +2,7 @@ package config_test
 
 import (
 	"bytes"
+	"fmt"
 	"log/slog"
 	"strings"
 	"testing"
@@ -56,6 +57,35 @@ func TestValidateAccepts(t *testing.T) {
 		{"s3 one part at a time", s3(func(c *config.Config) { c.S3MaxBufferedParts, c.S3ConcurrentParts = 1, 1 })},
 		{"s3 shortest url ttl", s3(func(c *config.Config) { c.DownloadURLTTL = time.Second })},
 		{"s3 longest url ttl", s3(func(c *config.Config) { c.DownloadURLTTL = 7 * 24 * time.Hour })},
+		{"jwt hs256 at the minimum", jwt(nil)},
+		{"jwt hs256 long secret", jwt(func(c *config.Config) { c.JWTSecret = strings.Repeat("k", 88) })},
+		// Validate does not read the file: intake serve does, and says why
+		// it cannot.
+		{"jwt public key", func(c *config.Config) { c.Auth, c.JWTPublicKeyFile = "jwt", "/etc/intake/issuer.pem" }},
+		{"jwt issuer and audience", jwt(func(c *config.Config) {
+			c.JWTIssuer, c.JWTAudience = "https://auth.example.com/", "intake"
+		})},
+		{"jwt no leeway", jwt(func(c *config.Config) { c.JWTLeeway = 0 })},
+		{"jwt largest leeway", jwt(func(c *config.Config) { c.JWTLeeway = 5 * time.Minute })},
+		{"cors one origin", func(c *config.Config) { c.CORSOrigins = "https://app.example.com" }},
+		{"cors origin with port", func(c *config.Config) { c.CORSOrigins = "http://localhost:3000" }},
+		{"cors ipv6 origin", func(c *config.Config) { c.CORSOrigins = "http://[::1]:5173" }},
+		{"cors list with spaces", func(c *config.Config) { c.CORSOrigins = "https://app.example.com, https://admin.example.com" }},
+		{"cors subdomain pattern", func(c *config.Config) { c.CORSOrigins = "https://*.example.com" }},
+		{"cors port pattern", func(c *config.Config) { c.CORSOrigins = "http://127.0.0.1:*" }},
+		{"cors any in a list", func(c *config.Config) { c.CORSOrigins = "https://app.example.com,*" }},
+		{"cors credentials with listed origins", func(c *config.Config) {
+			c.CORSOrigins, c.CORSAllowCredentials = "https://app.example.com,https://*.example.com", true
+		}},
+		{"cors no preflight cache", func(c *config.Config) { c.CORSMaxAge = 0 }},
+		{"cors day-long preflight cache", func(c *config.Config) { c.CORSMaxAge = 24 * time.Hour }},
+		{"admin listen loopback", func(c *config.Config) { c.AdminListen = "127.0.0.1:9090" }},
+		{"admin listen all interfaces", func(c *config.Config) { c.AdminListen = ":9090" }},
+		{"admin listen same host other port", func(c *config.Config) { c.Listen, c.AdminListen = ":8080", ":9090" }},
+		// Port 0 is a fresh port for each listener, as tests use them.
+		{"admin and public on random ports", func(c *config.Config) { c.Listen, c.AdminListen = "127.0.0.1:0", "127.0.0.1:0" }},
+		{"admin token at the minimum", func(c *config.Config) { c.AdminToken = strings.Repeat("t", 16) }},
+		{"admin token and listen", func(c *config.Config) { c.AdminListen, c.AdminToken = "127.0.0.1:9090", strings.Repeat("t", 32) }},
 		// A leftover INTAKE_S3_* must not stop a file-store server: the S3
 		// settings are only checked when they are used.
 		{"file store ignores s3 settings", func(c *config.Config) {
@@ -175,6 +205,75 @@ func TestValidateRejects(t *testing.T) {
 			[]string{"--lock-timeout", "greater than zero"}},
 		{"zero shutdown timeout", func(c *config.Config) { c.ShutdownTimeout = 0 },
 			[]string{"--shutdown-timeout", "greater than zero"}},
+		{"auth unknown", func(c *config.Config) { c.Auth = "oauth" },
+			[]string{"--auth", "INTAKE_AUTH", `"oauth"`, "use none or jwt"}},
+		{"auth upper case", func(c *config.Config) { c.Auth = "JWT" },
+			[]string{"--auth", `"JWT"`, "use none or jwt"}},
+		{"auth empty", func(c *config.Config) { c.Auth = "" },
+			[]string{"--auth", "use none or jwt"}},
+		{"jwt without a key", func(c *config.Config) { c.Auth = "jwt" },
+			[]string{"--auth", "INTAKE_AUTH", "--jwt-secret", "--jwt-public-key-file"}},
+		{"jwt with secret and key file", jwt(func(c *config.Config) { c.JWTPublicKeyFile = "/etc/intake/issuer.pem" }),
+			[]string{"--jwt-secret", "INTAKE_JWT_SECRET", "not both"}},
+		// 31 bytes: one short of HS256's 256 bits.
+		{"jwt secret too short", jwt(func(c *config.Config) { c.JWTSecret = "hunter2-" + strings.Repeat("x", 23) }),
+			[]string{"--jwt-secret", "INTAKE_JWT_SECRET", "has 31 bytes", "at least 32"}},
+		{"jwt negative leeway", jwt(func(c *config.Config) { c.JWTLeeway = -time.Second }),
+			[]string{"--jwt-leeway", "INTAKE_JWT_LEEWAY", "between 0 and 5m"}},
+		{"jwt leeway over 5m", jwt(func(c *config.Config) { c.JWTLeeway = 5*time.Minute + time.Second }),
+			[]string{"--jwt-leeway", "is 5m1s", "between 0 and 5m"}},
+		// Serving anonymously while a key is configured would look
+		// protected and not be.
+		{"secret without jwt auth", func(c *config.Config) { c.JWTSecret = "hunter2-" + strings.Repeat("x", 32) },
+			[]string{"--auth", "is none", "--jwt-secret", "use --auth jwt"}},
+		{"key file without jwt auth", func(c *config.Config) { c.JWTPublicKeyFile = "/etc/intake/issuer.pem" },
+			[]string{"--auth", "is none", "use --auth jwt"}},
+		{"cors empty", func(c *config.Config) { c.CORSOrigins = " " },
+			[]string{"--cors-origins", "INTAKE_CORS_ORIGINS", "must not be empty", `"*"`}},
+		{"cors host without scheme", func(c *config.Config) { c.CORSOrigins = "app.example.com" },
+			[]string{"--cors-origins", `"app.example.com" is not an origin`, "https://app.example.com"}},
+		{"cors other scheme", func(c *config.Config) { c.CORSOrigins = "ftp://app.example.com" },
+			[]string{"--cors-origins", `"ftp://app.example.com"`}},
+		{"cors scheme upper case", func(c *config.Config) { c.CORSOrigins = "HTTPS://app.example.com" },
+			[]string{"--cors-origins", "is not an origin"}},
+		{"cors trailing slash", func(c *config.Config) { c.CORSOrigins = "https://app.example.com/" },
+			[]string{"--cors-origins", `"https://app.example.com/"`, "without a path"}},
+		{"cors path", func(c *config.Config) { c.CORSOrigins = "https://app.example.com/upload" },
+			[]string{"--cors-origins", "without a path"}},
+		{"cors query", func(c *config.Config) { c.CORSOrigins = "https://app.example.com?x=1" },
+			[]string{"--cors-origins", "is not an origin"}},
+		{"cors no host", func(c *config.Config) { c.CORSOrigins = "https://" },
+			[]string{"--cors-origins", `"https://"`}},
+		{"cors user info", func(c *config.Config) { c.CORSOrigins = "https://me@app.example.com" },
+			[]string{"--cors-origins", "is not an origin"}},
+		{"cors null", func(c *config.Config) { c.CORSOrigins = "null" },
+			[]string{"--cors-origins", `"null" is not an origin`}},
+		{"cors space separated", func(c *config.Config) { c.CORSOrigins = "https://a.example.com https://b.example.com" },
+			[]string{"--cors-origins", "separated by commas"}},
+		{"cors one bad in a list", func(c *config.Config) { c.CORSOrigins = "https://app.example.com, localhost:3000" },
+			[]string{"--cors-origins", `"localhost:3000"`}},
+		{"cors credentials with any origin", func(c *config.Config) { c.CORSAllowCredentials = true },
+			[]string{"--cors-allow-credentials", "INTAKE_CORS_ALLOW_CREDENTIALS", "'*'", "list the origins"}},
+		// "*" anywhere in the list allows every origin.
+		{"cors credentials with any origin in a list", func(c *config.Config) {
+			c.CORSOrigins, c.CORSAllowCredentials = "https://app.example.com, *", true
+		}, []string{"--cors-allow-credentials", "'*'"}},
+		{"cors negative max age", func(c *config.Config) { c.CORSMaxAge = -time.Second },
+			[]string{"--cors-max-age", "INTAKE_CORS_MAX_AGE", "must not be negative"}},
+		{"admin listen without port", func(c *config.Config) { c.AdminListen = "127.0.0.1" },
+			[]string{"--admin-listen", "INTAKE_ADMIN_LISTEN", `"127.0.0.1"`, "e.g. 127.0.0.1:9090"}},
+		{"admin listen named port", func(c *config.Config) { c.AdminListen = "localhost:metrics" },
+			[]string{"--admin-listen", "numeric port"}},
+		{"admin listen port out of range", func(c *config.Config) { c.AdminListen = ":90000" },
+			[]string{"--admin-listen"}},
+		{"admin listen equals listen", func(c *config.Config) { c.AdminListen = c.Listen },
+			[]string{"--admin-listen", "overlaps --listen", "127.0.0.1:8080"}},
+		{"admin listen inside listen's wildcard", func(c *config.Config) { c.Listen, c.AdminListen = ":8080", "127.0.0.1:8080" },
+			[]string{"--admin-listen", "overlaps --listen"}},
+		{"admin listen wildcard over listen", func(c *config.Config) { c.AdminListen = "0.0.0.0:8080" },
+			[]string{"--admin-listen", "overlaps --listen"}},
+		{"admin token too short", func(c *config.Config) { c.AdminToken = "hunter2-hunter2" },
+			[]string{"--admin-token", "INTAKE_ADMIN_TOKEN", "16 characters"}},
 		{"log format", func(c *config.Config) { c.LogFormat = "logfmt" },
 			[]string{"--log-format", "text or json"}},
 		{"log level", func(c *config.Config) { c.LogLevel = "trace" },
@@ -196,8 +295,9 @@ func TestValidateRejects(t *testing.T) {
 					t.Errorf("Validate() = %q; want it to contain %q", err, w)
 				}
 			}
+			// Every password, secret and token in the table holds hunter2.
 			if strings.Contains(err.Error(), "hunter2") {
-				t.Errorf("Validate() = %q; it leaks the database password", err)
+				t.Errorf("Validate() = %q; it leaks a password or secret", err)
 			}
 		})
 	}
@@ -232,6 +332,38 @@ func TestValidateReportsEveryS3Problem(t *testing.T) {
 	}
 	if got := strings.Count(err.Error(), "\n") + 1; got != 4 {
 		t.Errorf("Validate() reported %d problems; want 4:\n%v", got, err)
+	}
+}
+
+// Every auth problem is reported at once, not one per restart.
+func TestValidateReportsEveryAuthProblem(t *testing.T) {
+	t.Parallel()
+	c := config.Default()
+	c.Auth, c.JWTLeeway = "jwt", time.Hour
+	c.CORSOrigins, c.CORSAllowCredentials = "*", true
+	c.AdminListen, c.AdminToken = c.Listen, "short"
+	err := c.Validate()
+	if err == nil {
+		t.Fatal("Validate() = nil; want five problems")
+	}
+	for _, flag := range []string{"--auth", "--jwt-leeway", "--cors-allow-credentials", "--admin-listen", "--admin-token"} {
+		if !strings.Contains(err.Error(), flag) {
+			t.Errorf("Validate() = %q; want it to name %s", err, flag)
+		}
+	}
+	if got := strings.Count(err.Error(), "\n") + 1; got != 5 {
+		t.Errorf("Validate() reported %d problems; want 5:\n%v", got, err)
+	}
+}
+
+// jwt returns a mutation that selects --auth jwt with a 32-byte HS256
+// secret, the shortest accepted, and then applies more.
+func jwt(more func(*config.Config)) func(*config.Config) {
+	return func(c *config.Config) {
+		c.Auth, c.JWTSecret = "jwt", strings.Repeat("s", 32)
+		if more != nil {
+			more(c)
+		}
 	}
 }
 
@@ -378,6 +510,79 @@ func TestRegisterFlagsSetsDefaults(t *testing.T) {
 	c.RegisterFlags(pflag.NewFlagSet("intake", pflag.ContinueOnError))
 	if c != config.Default() {
 		t.Errorf("after RegisterFlags, Config = %+v; want Default() %+v", c, config.Default())
+	}
+}
+
+// secretConfig is a valid configuration with every secret intake has set,
+// each distinct so a leak names itself.
+func secretConfig() config.Config {
+	c := config.Default()
+	c.DatabaseURL = "postgres://intake:db-s3cret@db:5432/intake"
+	c.Auth, c.JWTSecret = "jwt", "jwt-s3cret-0123456789abcdefghijklmnop"
+	c.AdminListen, c.AdminToken = "127.0.0.1:9090", "admin-s3cret-0123456789"
+	return c
+}
+
+var secrets = []string{"db-s3cret", "jwt-s3cret", "admin-s3cret"}
+
+func TestRedactedHidesSecrets(t *testing.T) {
+	t.Parallel()
+	c := secretConfig()
+	if err := c.Validate(); err != nil {
+		t.Fatalf("secretConfig().Validate() = %v; want nil", err)
+	}
+	r := c.Redacted()
+	if r.JWTSecret != "xxxxx" || r.AdminToken != "xxxxx" {
+		t.Errorf("Redacted() JWTSecret, AdminToken = %q, %q; want xxxxx, xxxxx", r.JWTSecret, r.AdminToken)
+	}
+	if dump := fmt.Sprintf("%+v", r); containsAny(dump, secrets) {
+		t.Errorf("Redacted() = %s; it leaks a secret", dump)
+	}
+	if c.JWTSecret != secretConfig().JWTSecret || c.AdminToken != secretConfig().AdminToken {
+		t.Error("Redacted changed its receiver")
+	}
+	// Only the secrets change.
+	r.DatabaseURL, r.JWTSecret, r.AdminToken = c.DatabaseURL, c.JWTSecret, c.AdminToken
+	if r != c {
+		t.Errorf("Redacted() changed more than the secrets: %+v; want %+v", r, c)
+	}
+
+	// Unset stays unset, so a log line still tells the two apart.
+	if r := config.Default().Redacted(); r.JWTSecret != "" || r.AdminToken != "" {
+		t.Errorf("Default().Redacted() JWTSecret, AdminToken = %q, %q; want empty", r.JWTSecret, r.AdminToken)
+	}
+}
+
+func containsAny(s string, subs []string) bool {
+	for _, sub := range subs {
+		if strings.Contains(s, sub) {
+			return true
+		}
+	}
+	return false
+}
+
+// A Config is logged at start; no log line may hold a secret, in either
+// format, however the Config reaches the logger.
+func TestLogValueHidesSecrets(t *testing.T) {
+	t.Parallel()
+	c := secretConfig()
+	var buf bytes.Buffer
+	for _, h := range []slog.Handler{slog.NewTextHandler(&buf, nil), slog.NewJSONHandler(&buf, nil)} {
+		log := slog.New(h)
+		log.Info("starting", "config", c)
+		log.Info("starting", "config", &c)
+		log.Info("starting", slog.Any("config", c))
+		log.With("config", c).Info("starting")
+	}
+	out := buf.String()
+	if containsAny(out, secrets) {
+		t.Errorf("log lines leak a secret:\n%s", out)
+	}
+	for _, want := range []string{"config.auth=jwt", `"auth":"jwt"`, "config.admin_listen=127.0.0.1:9090"} {
+		if !strings.Contains(out, want) {
+			t.Errorf("log lines lack %s:\n%s", want, out)
+		}
 	}
 }
 

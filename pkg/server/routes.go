@@ -2,9 +2,11 @@ package server
 
 import (
 	"context"
+	"crypto/subtle"
 	"encoding/json"
 	"errors"
 	"net/http"
+	"strconv"
 	"strings"
 	"time"
 
@@ -12,26 +14,74 @@ import (
 
 	"github.com/intake-dev/intake/pkg/auth"
 	"github.com/intake-dev/intake/pkg/catalog"
+	"github.com/intake-dev/intake/pkg/cors"
 	"github.com/intake-dev/intake/pkg/jsonerr"
 	"github.com/intake-dev/intake/pkg/protocol"
 )
 
-func (s *Server) routes() http.Handler {
+// routes returns the public handler and the admin handler. The admin
+// endpoints (/metrics, /admin/v1/...) are on the public handler only when
+// there is no --admin-listen; the admin API is served at all only behind
+// --admin-listen or --admin-token, since it lists every owner's uploads.
+func (s *Server) routes() (public, admin http.Handler) {
 	mux := http.NewServeMux()
 
-	tus := protocol.Wrap(s.tus, protocol.Options{Logger: s.log, MaxSize: int64(s.cfg.MaxSize)})
+	// authed requires a token with --auth jwt (OPTIONS excepted).
+	authed := func(h http.Handler) http.Handler {
+		if s.verifier == nil {
+			return h
+		}
+		return auth.Middleware(s.verifier, h)
+	}
+
+	tus := authed(protocol.Wrap(s.tus, protocol.Options{Logger: s.log, MaxSize: int64(s.cfg.MaxSize)}))
 	prefix := tusPrefix(s.cfg.BasePath)
 	mux.Handle(prefix+"/", http.StripPrefix(prefix, tus))
 	mux.Handle(prefix, http.StripPrefix(prefix, tus))
 
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
-	mux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
-	mux.HandleFunc("GET /v1/uploads/{id}", s.getUpload)
-	mux.HandleFunc("/", func(w http.ResponseWriter, r *http.Request) {
-		jsonerr.Write(w, r, http.StatusNotFound, "not_found", "no such endpoint")
+	mux.Handle("GET /v1/uploads/{id}", authed(http.HandlerFunc(s.getUpload)))
+	mux.HandleFunc("/", notFound)
+
+	adminMux := http.NewServeMux()
+	adminMux.HandleFunc("/", notFound)
+	adminMux.Handle("GET /metrics", promhttp.HandlerFor(s.registry, promhttp.HandlerOpts{}))
+	if s.cfg.AdminListen != "" || s.cfg.AdminToken != "" {
+		adminMux.HandleFunc("GET /admin/v1/uploads", s.adminListUploads)
+		adminMux.HandleFunc("GET /admin/v1/uploads/{id}", s.adminGetUpload)
+	}
+	adminHandler := adminAuth(s.cfg.AdminToken, adminMux)
+	if s.cfg.AdminListen == "" {
+		mux.Handle("/metrics", adminHandler)
+		mux.Handle("/admin/", adminHandler)
+	} else {
+		admin = s.accessLog(adminHandler)
+	}
+
+	origins := strings.Split(s.cfg.CORSOrigins, ",")
+	policy := cors.New(cors.Options{Origins: origins, AllowCredentials: s.cfg.CORSAllowCredentials, MaxAge: s.cfg.CORSMaxAge})
+	return s.accessLog(policy.Handler(mux)), admin
+}
+
+func notFound(w http.ResponseWriter, r *http.Request) {
+	jsonerr.Write(w, r, http.StatusNotFound, "not_found", "no such endpoint")
+}
+
+// adminAuth requires "Authorization: Bearer <token>" when token is set.
+func adminAuth(token string, next http.Handler) http.Handler {
+	if token == "" {
+		return next
+	}
+	want := []byte("Bearer " + token)
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		if subtle.ConstantTimeCompare([]byte(r.Header.Get("Authorization")), want) != 1 {
+			w.Header().Set("WWW-Authenticate", `Bearer realm="intake-admin"`)
+			jsonerr.Write(w, r, http.StatusUnauthorized, "admin_token_required", "this endpoint needs the admin bearer token")
+			return
+		}
+		next.ServeHTTP(w, r)
 	})
-	return s.accessLog(mux)
 }
 
 func writeJSON(w http.ResponseWriter, status int, v any) {
@@ -73,6 +123,7 @@ func (s *Server) readyz(w http.ResponseWriter, r *http.Request) {
 // UploadView is the JSON form of an upload session in intake's API.
 type UploadView struct {
 	ID           string            `json:"id"`
+	Owner        string            `json:"owner"`
 	State        catalog.State     `json:"state"`
 	Size         *int64            `json:"size"`
 	SizeDeferred bool              `json:"size_deferred"`
@@ -95,6 +146,7 @@ func NewUploadView(sess catalog.Session, basePath string) UploadView {
 	}
 	return UploadView{
 		ID:           sess.ID,
+		Owner:        sess.Owner,
 		State:        sess.State,
 		Size:         sess.Size,
 		SizeDeferred: sess.SizeDeferred(),
@@ -110,7 +162,47 @@ func NewUploadView(sess catalog.Session, basePath string) UploadView {
 	}
 }
 
+// adminListUploads lists sessions of every owner: ?owner=&state=&limit=.
+func (s *Server) adminListUploads(w http.ResponseWriter, r *http.Request) {
+	q := r.URL.Query()
+	opts := catalog.ListOptions{Owner: q.Get("owner"), State: catalog.State(q.Get("state")), Limit: 100}
+	if opts.State != "" && !opts.State.Valid() {
+		jsonerr.Write(w, r, http.StatusBadRequest, "invalid_state", "state must be receiving, complete, terminated or failed")
+		return
+	}
+	if l := q.Get("limit"); l != "" {
+		n, err := strconv.Atoi(l)
+		if err != nil || n < 1 || n > 1000 {
+			jsonerr.Write(w, r, http.StatusBadRequest, "invalid_limit", "limit must be a number from 1 to 1000")
+			return
+		}
+		opts.Limit = n
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	list, err := s.catalog.List(ctx, opts)
+	if err != nil {
+		s.log.ErrorContext(ctx, "listing upload sessions", "error", err)
+		jsonerr.Write(w, r, http.StatusServiceUnavailable, "catalog_unavailable", "the upload catalog is unavailable; retry later")
+		return
+	}
+	views := make([]UploadView, len(list))
+	for i, sess := range list {
+		views[i] = NewUploadView(sess, s.cfg.BasePath)
+	}
+	writeJSON(w, http.StatusOK, map[string]any{"uploads": views})
+}
+
+// adminGetUpload shows any owner's session.
+func (s *Server) adminGetUpload(w http.ResponseWriter, r *http.Request) {
+	s.showUpload(w, r, false)
+}
+
 func (s *Server) getUpload(w http.ResponseWriter, r *http.Request) {
+	s.showUpload(w, r, true)
+}
+
+func (s *Server) showUpload(w http.ResponseWriter, r *http.Request, ownerOnly bool) {
 	id := r.PathValue("id")
 	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
 	defer cancel()
@@ -124,8 +216,10 @@ func (s *Server) getUpload(w http.ResponseWriter, r *http.Request) {
 		jsonerr.Write(w, r, http.StatusServiceUnavailable, "catalog_unavailable", "the upload catalog is unavailable; retry later")
 		return
 	}
-	// Another owner's upload does not exist as far as this caller knows.
-	if sess.Owner != auth.Owner(r.Context()) {
+	// Another owner's upload does not exist as far as this caller knows,
+	// nor does another upload for a token scoped to one.
+	claims, _ := auth.ClaimsFrom(r.Context())
+	if ownerOnly && (sess.Owner != auth.Owner(r.Context()) || claims.UploadID != "" && claims.UploadID != id) {
 		jsonerr.Write(w, r, http.StatusNotFound, "upload_not_found", "upload not found")
 		return
 	}

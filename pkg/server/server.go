@@ -9,6 +9,7 @@ import (
 	"net"
 	"net/http"
 	"os"
+	"strconv"
 	"strings"
 	"time"
 
@@ -19,6 +20,8 @@ import (
 	"github.com/tus/tusd/v2/pkg/memorylocker"
 	"github.com/tus/tusd/v2/pkg/prometheuscollector"
 
+	"github.com/intake-dev/intake/hooks"
+	"github.com/intake-dev/intake/pkg/auth"
 	"github.com/intake-dev/intake/pkg/bucket"
 	"github.com/intake-dev/intake/pkg/catalog"
 	"github.com/intake-dev/intake/pkg/config"
@@ -36,6 +39,9 @@ type Server struct {
 	checks   map[string]func(context.Context) error
 	handler  http.Handler
 	drainer  *drainer
+	verifier *auth.Verifier // nil with --auth none
+	adminLn  net.Listener   // nil without --admin-listen
+	admin    http.Handler
 }
 
 // Option adjusts how New assembles the server beyond what Config says;
@@ -104,11 +110,35 @@ func assemble(ctx context.Context, cfg config.Config, log *slog.Logger, cat Cata
 		RespectForwardedHeaders: cfg.BehindProxy,
 		NetworkTimeout:          cfg.NetworkTimeout,
 		AcquireLockTimeout:      cfg.LockTimeout,
+		// CORS is answered by pkg/cors in front of everything, so that
+		// intake's own refusals carry CORS headers too.
+		Cors:                    &handler.CorsConfig{Disable: true},
+		PreUploadCreateCallback: preCreate,
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating tus handler: %w", err)
 	}
 	reg.MustRegister(prometheuscollector.New(tus.Metrics))
+
+	var verifier *auth.Verifier
+	if cfg.Auth == "jwt" {
+		verifier, err = auth.NewVerifier(auth.VerifierOptions{
+			Secret:        []byte(cfg.JWTSecret),
+			PublicKeyFile: cfg.JWTPublicKeyFile,
+			Issuer:        cfg.JWTIssuer,
+			Audience:      cfg.JWTAudience,
+			Leeway:        cfg.JWTLeeway,
+		})
+		if err != nil {
+			return nil, fmt.Errorf("--auth jwt: %w", err)
+		}
+	}
+	var adminLn net.Listener
+	if cfg.AdminListen != "" {
+		if adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+			return nil, fmt.Errorf("listening on --admin-listen %s: %w", cfg.AdminListen, err)
+		}
+	}
 
 	s := &Server{
 		cfg:      cfg,
@@ -117,13 +147,51 @@ func assemble(ctx context.Context, cfg config.Config, log *slog.Logger, cat Cata
 		tus:      tus,
 		registry: reg,
 		drainer:  newDrainer(),
+		verifier: verifier,
+		adminLn:  adminLn,
 		checks: map[string]func(context.Context) error{
 			"database": cat.Ping,
 			"storage":  storageCheck,
 		},
 	}
-	s.handler = s.routes()
+	s.handler, s.admin = s.routes()
 	return s, nil
+}
+
+// preCreate applies the request's token limits before tusd creates
+// anything.
+func preCreate(hook handler.HookEvent) (handler.HTTPResponse, handler.FileInfoChanges, error) {
+	c, ok := auth.ClaimsFrom(hook.Context)
+	if !ok {
+		return handler.HTTPResponse{}, handler.FileInfoChanges{}, nil
+	}
+	up := hook.Upload
+	limits := hooks.Limits{MaxSize: c.MaxSize, AllowedTypes: c.AllowedTypes, UploadID: c.UploadID}
+	r := hooks.CheckCreate(limits,
+		hooks.NewUpload{Size: up.Size, Deferred: up.SizeIsDeferred, FileType: up.MetaData["filetype"], IsFinal: up.IsFinal},
+	)
+	// A deferred creation-with-upload whose body is over the maximum: tusd
+	// would create the upload, then fail the body with 413 and no Location,
+	// leaving an upload the client cannot know (pkg/protocol does the same
+	// for --max-size).
+	if h := hook.HTTPRequest.Header; r == nil && up.SizeIsDeferred && h.Get("Content-Type") == "application/offset+octet-stream" {
+		if n, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64); err == nil {
+			r = hooks.CheckLength(limits, n)
+		}
+	}
+	if r != nil {
+		return handler.HTTPResponse{}, handler.FileInfoChanges{}, storage.RefusalError(r)
+	}
+	return handler.HTTPResponse{}, handler.FileInfoChanges{}, nil
+}
+
+// AdminAddr is the address of the admin listener, or nil without
+// --admin-listen.
+func (s *Server) AdminAddr() net.Addr {
+	if s.adminLn == nil {
+		return nil
+	}
+	return s.adminLn.Addr()
 }
 
 // prepareSchema applies pending migrations, or with --migrate=false refuses
@@ -158,7 +226,12 @@ func (s *Server) Handler() http.Handler { return s.handler }
 func (s *Server) Catalog() catalog.Catalog { return s.catalog }
 
 // Close releases the catalog. Call it after Serve has returned.
-func (s *Server) Close() error { return s.catalog.Close() }
+func (s *Server) Close() error {
+	if s.adminLn != nil {
+		s.adminLn.Close() // already closed when Serve ran
+	}
+	return s.catalog.Close()
+}
 
 // Serve answers requests on ln until ctx is done, then shuts down
 // gracefully: it stops accepting connections, interrupts request bodies so
@@ -179,9 +252,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	}
 	srv.RegisterOnShutdown(s.drainer.drain)
 
-	errc := make(chan error, 1)
+	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
 	s.log.InfoContext(ctx, "intake listening", "addr", ln.Addr().String(), "base_path", s.cfg.BasePath)
+	var adminSrv *http.Server
+	if s.adminLn != nil {
+		adminSrv = &http.Server{Handler: s.admin, ReadHeaderTimeout: 30 * time.Second}
+		go func() { errc <- adminSrv.Serve(s.adminLn) }()
+		s.log.InfoContext(ctx, "admin endpoints listening", "addr", s.adminLn.Addr().String())
+	}
 
 	select {
 	case err := <-errc:
@@ -191,14 +270,23 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	s.log.InfoContext(ctx, "shutting down", "timeout", s.cfg.ShutdownTimeout)
 	shutdownCtx, cancel := context.WithTimeout(context.Background(), s.cfg.ShutdownTimeout)
 	defer cancel()
+	if adminSrv != nil {
+		_ = adminSrv.Shutdown(shutdownCtx)
+	}
 	err := srv.Shutdown(shutdownCtx)
 	if err != nil {
 		s.log.Warn("graceful shutdown timed out; closing connections", "error", err)
 		cancelRequests()
 		err = srv.Close()
 	}
-	if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) {
-		return serr
+	servers := 1
+	if adminSrv != nil {
+		servers = 2
+	}
+	for range servers {
+		if serr := <-errc; serr != nil && !errors.Is(serr, http.ErrServerClosed) && err == nil {
+			err = serr
+		}
 	}
 	return err
 }

@@ -8,11 +8,13 @@ import (
 	"log/slog"
 	"net/http"
 	"os"
+	"strings"
 	"sync"
 	"time"
 
 	"github.com/tus/tusd/v2/pkg/handler"
 
+	"github.com/intake-dev/intake/hooks"
 	"github.com/intake-dev/intake/pkg/auth"
 	"github.com/intake-dev/intake/pkg/catalog"
 )
@@ -131,6 +133,23 @@ func (s *Store) catalogError(ctx context.Context, op, id string, err error) erro
 	}
 }
 
+// limits returns what the request's token allows (nothing narrowed for
+// anonymous requests).
+func limits(ctx context.Context) hooks.Limits {
+	c, ok := auth.ClaimsFrom(ctx)
+	if !ok {
+		return hooks.Limits{}
+	}
+	return hooks.Limits{MaxSize: c.MaxSize, AllowedTypes: c.AllowedTypes, UploadID: c.UploadID}
+}
+
+// RefusalError turns a policy refusal into the tusd error that carries its
+// response; tusd's code form ("ERR_MAX_SIZE_EXCEEDED") becomes the JSON
+// code "max_size_exceeded" again in pkg/protocol.
+func RefusalError(r *hooks.Refusal) error {
+	return handler.NewError("ERR_"+strings.ToUpper(r.Code), r.Message, r.Status)
+}
+
 // backendError passes on errors that carry their own response (tusd's
 // handler.Error) and turns any other backend failure — a network error, an
 // S3 error — into a 503 the client retries, logging the cause, which may
@@ -221,8 +240,12 @@ func (s *Store) GetUpload(ctx context.Context, id string) (handler.Upload, error
 		return nil, s.catalogError(ctx, "get", id, err)
 	}
 	// Ownership first: a state-specific answer (410) would tell another
-	// owner that the upload exists.
+	// owner that the upload exists. A token scoped to one upload sees no
+	// other.
 	if sess.Owner != auth.Owner(ctx) {
+		return nil, handler.ErrNotFound
+	}
+	if scope := limits(ctx).UploadID; scope != "" && scope != id {
 		return nil, handler.ErrNotFound
 	}
 	switch sess.State {
@@ -317,6 +340,12 @@ func (u *upload) commitOffset(ctx context.Context, offset int64) error {
 // records the new offset once for the whole request.
 func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (int64, error) {
 	body := &sourceReader{r: src}
+	if max := limits(ctx).MaxSize; max > 0 && u.session.SizeDeferred() {
+		// A declared size was checked at creation; a deferred one is
+		// stopped where it would pass the token's maximum.
+		body.limited, body.max = true, max-offset
+		body.over = RefusalError(hooks.CheckLength(limits(ctx), max+1))
+	}
 	n, werr := u.inner.WriteChunk(ctx, offset, body)
 	if werr != nil && (body.err == nil || !errors.Is(werr, body.err)) {
 		// Not the request body failing: the backend did.
@@ -384,6 +413,9 @@ func (u *upload) complete(ctx context.Context) error {
 }
 
 func (u *upload) DeclareLength(ctx context.Context, length int64) error {
+	if r := hooks.CheckLength(limits(ctx), length); r != nil {
+		return RefusalError(r)
+	}
 	if err := u.store.backend.AsLengthDeclarableUpload(u.inner).DeclareLength(ctx, length); err != nil {
 		return u.store.backendError(ctx, "declare_length", u.session.ID, err)
 	}
@@ -454,14 +486,47 @@ func (u *upload) ServeContent(ctx context.Context, w http.ResponseWriter, r *htt
 type sourceReader struct {
 	r   io.Reader
 	err error
+	// limited bodies may yield max bytes; one with more fails with over
+	// after max bytes.
+	limited bool
+	max     int64
+	read    int64
+	over    error
 }
 
 func (s *sourceReader) Read(p []byte) (int, error) {
+	if s.limited {
+		if s.read >= s.max {
+			return 0, s.probe()
+		}
+		if rest := s.max - s.read; int64(len(p)) > rest {
+			p = p[:rest]
+		}
+	}
 	n, err := s.r.Read(p)
+	s.read += int64(n)
 	if err != nil && err != io.EOF {
 		s.err = err
 	}
 	return n, err
+}
+
+// probe looks for a byte past max: none means the body simply ended there.
+func (s *sourceReader) probe() error {
+	var one [1]byte
+	for {
+		n, err := s.r.Read(one[:])
+		if n > 0 {
+			s.err = s.over
+			return s.over
+		}
+		if err != nil {
+			if err != io.EOF {
+				s.err = err
+			}
+			return err
+		}
+	}
 }
 
 // copyBufferSize is the buffer WriteTo moves bytes with. io.Copy's default
