@@ -32,6 +32,9 @@ type NewUpload struct {
 	Deferred bool
 	FileType string // the filetype metadata, "" when absent
 	IsFinal  bool   // a concatenation: its size is the sum of its partials
+	// IsPartial marks a piece of a parallel upload. tus-js-client and Uppy
+	// send partials without metadata; the final upload carries the type.
+	IsPartial bool
 }
 
 // CheckCreate decides whether an upload may be created under limits.
@@ -46,7 +49,7 @@ func CheckCreate(l Limits, u NewUpload) *Refusal {
 	}
 	// A final upload needs no type of its own (its partials were checked),
 	// but one it declares must be allowed like any other.
-	if len(l.AllowedTypes) > 0 && !(u.IsFinal && u.FileType == "") && !TypeAllowed(l.AllowedTypes, u.FileType) {
+	if len(l.AllowedTypes) > 0 && !((u.IsFinal || u.IsPartial) && u.FileType == "") && !TypeAllowed(l.AllowedTypes, u.FileType) {
 		declared := u.FileType
 		if declared == "" {
 			declared = "none"

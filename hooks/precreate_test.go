@@ -50,6 +50,8 @@ func TestCheckCreate(t *testing.T) {
 		{"type missing", Limits{AllowedTypes: []string{"video/*"}}, NewUpload{Size: 1}, http.StatusUnsupportedMediaType},
 		{"final upload skips the type hint", Limits{AllowedTypes: []string{"video/*"}}, NewUpload{Size: 1, IsFinal: true}, 0},
 		{"final upload still capped", Limits{MaxSize: 10}, NewUpload{Size: 11, IsFinal: true}, http.StatusRequestEntityTooLarge},
+		{"partial upload without a type (tus-js-client parallel)", Limits{AllowedTypes: []string{"video/*"}}, NewUpload{Size: 1, IsPartial: true}, 0},
+		{"partial upload declaring a refused type", Limits{AllowedTypes: []string{"video/*"}}, NewUpload{Size: 1, IsPartial: true, FileType: "image/png"}, http.StatusUnsupportedMediaType},
 		{"resume-only token creates nothing", Limits{UploadID: "abc"}, NewUpload{Size: 1}, http.StatusForbidden},
 	}
 	for _, tc := range tests {

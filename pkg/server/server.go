@@ -168,7 +168,7 @@ func preCreate(hook handler.HookEvent) (handler.HTTPResponse, handler.FileInfoCh
 	up := hook.Upload
 	limits := hooks.Limits{MaxSize: c.MaxSize, AllowedTypes: c.AllowedTypes, UploadID: c.UploadID}
 	r := hooks.CheckCreate(limits,
-		hooks.NewUpload{Size: up.Size, Deferred: up.SizeIsDeferred, FileType: up.MetaData["filetype"], IsFinal: up.IsFinal},
+		hooks.NewUpload{Size: up.Size, Deferred: up.SizeIsDeferred, FileType: up.MetaData["filetype"], IsFinal: up.IsFinal, IsPartial: up.IsPartial},
 	)
 	// A deferred creation-with-upload whose body is over the maximum: tusd
 	// would create the upload, then fail the body with 413 and no Location,
