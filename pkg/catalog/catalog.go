@@ -33,9 +33,10 @@ func (s State) Valid() bool {
 func (s State) Terminal() bool { return s != StateReceiving }
 
 var (
-	// ErrNotFound is returned when no session has the requested id.
+	// ErrNotFound is returned when no session has the requested id, and by
+	// the blob methods when no blob (in scope) has the requested digest.
 	ErrNotFound = errors.New("upload session not found")
-	// ErrExists is returned by Create when the id is taken.
+	// ErrExists is returned by Create and CreateDeduped when the id is taken.
 	ErrExists = errors.New("upload session already exists")
 	// ErrConflict is returned when a change does not fit the session's
 	// current state: an offset that goes backwards or past the size, a length
@@ -44,7 +45,8 @@ var (
 	// ErrInvalid is returned when an argument can never be accepted, whatever
 	// the stored state: a session that breaks its own invariants, a negative
 	// offset or length, a target state SetState does not handle, metadata
-	// that is not valid UTF-8 text. Callers should map it to a client error.
+	// that is not valid UTF-8 text, a digest that is not 64 lowercase hex
+	// digits. Callers should map it to a client error.
 	ErrInvalid = errors.New("invalid upload session")
 )
 
@@ -73,6 +75,25 @@ type Session struct {
 	// non-nil guarantee as Metadata.
 	Storage map[string]string
 
+	// HashState is the marshalled crypto/sha256 state after the first
+	// HashOffset bytes of the upload (encoding.BinaryMarshaler), so a
+	// resumed upload continues its digest without re-reading. Nil when no
+	// resumable state exists, and HashOffset is then 0. Written only by
+	// CommitOffset: SetOffset and Complete leave both alone, so a state is
+	// usable exactly when HashOffset equals the offset the caller resumes
+	// from (an offset repaired from the store with SetOffset runs ahead of
+	// it). List leaves HashState nil (HashOffset is set); Get returns it.
+	HashState  []byte
+	HashOffset int64
+	// SHA256 is the lowercase hex digest of the complete upload; "" until
+	// Finalize or CreateDeduped. Release keeps it.
+	SHA256 string
+	// BlobSHA256 names the blob holding this session's bytes: equal to
+	// SHA256 while the session is complete and references the blob, ""
+	// otherwise (partial uploads, sessions completed by Complete, sessions
+	// released). A session never points at a blob that does not exist.
+	BlobSHA256 string
+
 	// Timestamps are kept with microsecond precision and returned in UTC.
 	// UpdatedAt changes on every call that changes the session, never moves
 	// backwards, and strictly increases with each change; calls that succeed
@@ -84,6 +105,23 @@ type Session struct {
 
 // SizeDeferred reports whether the client has not declared the length yet.
 func (s Session) SizeDeferred() bool { return s.Size == nil }
+
+// Blob is one stored content, shared by every complete session with its
+// digest (store once). Its bytes are the object of the upload that first
+// completed with that content.
+type Blob struct {
+	SHA256 string // lowercase hex, the key
+	Size   int64
+	// UploadID is the upload whose stored object holds the bytes; Storage
+	// describes that object (as Session.Storage does).
+	UploadID string
+	Storage  map[string]string
+	// Refs counts the complete sessions that reference the blob. A blob
+	// row exists only while it is referenced: Release deletes it with the
+	// last reference.
+	Refs      int64
+	CreatedAt time.Time
+}
 
 // ListOptions narrows List. Zero values mean "no filter".
 type ListOptions struct {
@@ -110,7 +148,9 @@ type Catalog interface {
 	// Create inserts a new session. CreatedAt is set by the catalog when
 	// zero, UpdatedAt defaults to CreatedAt, and CompletedAt to UpdatedAt for
 	// a session created complete. Returns ErrExists if the id is taken and
-	// ErrInvalid if the session breaks Session.Validate.
+	// ErrInvalid if the session breaks Session.Validate or sets HashState,
+	// HashOffset, SHA256 or BlobSHA256, which only CommitOffset, Finalize
+	// and CreateDeduped write: a plain Create never links a blob.
 	Create(ctx context.Context, s Session) error
 	// Get returns the session with the id, or ErrNotFound.
 	Get(ctx context.Context, id string) (Session, error)
@@ -135,11 +175,77 @@ type Catalog interface {
 	// (terminated, failed). Receiving and complete sessions may be
 	// terminated; only receiving ones may fail; leaving terminated or failed
 	// is ErrConflict. Moving a session to the state it is already in is a
-	// no-op success. Any other target state is ErrInvalid.
+	// no-op success. Any other target state is ErrInvalid. A complete
+	// session that references a blob is ErrConflict here: only Release may
+	// terminate it, so that its reference is dropped and counted.
 	SetState(ctx context.Context, id string, state State) error
-	// List returns sessions matching opts, newest first. Options that make
-	// no sense (a negative limit, an unknown state) are ErrInvalid.
+	// List returns sessions matching opts, newest first, without HashState
+	// (nil; use Get to resume). Options that make no sense (a negative
+	// limit, an unknown state) are ErrInvalid.
 	List(ctx context.Context, opts ListOptions) ([]Session, error)
+
+	// CommitOffset records, in one write, that offset bytes are committed
+	// and that hashState is the digest state after exactly those bytes
+	// (HashOffset = offset). A nil or empty hashState clears the state
+	// (HashOffset = 0): the digest must then be computed by reading the
+	// object back. Offset rules are SetOffset's, except that the current
+	// offset with a different state (or after SetOffset moved the offset
+	// past the state) replaces the state; the current offset with the
+	// stored state is a no-op success.
+	CommitOffset(ctx context.Context, id string, offset int64, hashState []byte) error
+	// Finalize completes a session whose digest is sha256 (lowercase hex,
+	// ErrInvalid otherwise) and links it to the blob for that digest in one
+	// transaction. size is the final offset and must equal the session's
+	// declared size (a deferred size is ErrConflict). An existing blob
+	// gains a reference (existed=true: the caller deletes its own copy of
+	// the bytes); otherwise a blob is created from this session's own
+	// object (UploadID = id, Storage = the session's Storage) with one
+	// reference. Concurrent finalizations of the same content create one
+	// blob, and a Finalize racing the Release of a blob's last reference
+	// either references the blob before it goes or creates it anew. An
+	// existing blob of another size is ErrConflict and changes nothing.
+	//
+	// The session must be receiving, or complete without a digest (created
+	// complete or completed by Complete), and not a partial upload, whose
+	// bytes belong to a final upload (ErrConflict). Finalizing a session
+	// that is already complete with the same digest and size returns its
+	// blob and whether the blob is another upload's object, changing
+	// nothing (idempotent, for retries after a crash); another digest or
+	// size, or a terminated or failed session, is ErrConflict.
+	Finalize(ctx context.Context, id string, size int64, sha256 string) (blob Blob, existed bool, err error)
+	// CreateDeduped inserts s already complete (Offset = *s.Size, SHA256
+	// and BlobSHA256 = sha256) referencing the existing blob sha256, whose
+	// size must equal *s.Size, adding a reference — in one transaction.
+	// s follows Create's rules, and must have a declared size, a State of
+	// "" or complete, an Offset of 0 or *s.Size, no digest fields and not
+	// be partial or final (ErrInvalid otherwise). ErrNotFound when no such
+	// blob exists (anymore); ErrConflict on a size mismatch; ErrExists for
+	// a taken id. Nothing is written on error.
+	CreateDeduped(ctx context.Context, s Session, sha256 string) error
+	// Release terminates a session and drops its blob reference in one
+	// transaction, with SetState(terminated)'s rules otherwise (receiving
+	// and complete sessions may be released, failed ones are ErrConflict).
+	// The session keeps SHA256 and loses BlobSHA256. It returns the blob as
+	// it is after the release: when the session held the last reference
+	// the blob row is deleted and returned with Refs 0 and last=true, and
+	// the caller deletes the blob's bytes (the object of Blob.UploadID,
+	// which is not necessarily this session's). Otherwise the bytes stay,
+	// even when they are this session's own object. A session without a
+	// blob is just terminated (zero Blob, false): its own object, if any,
+	// is the caller's to delete. Releasing an already terminated session is
+	// a no-op success (zero Blob, false).
+	Release(ctx context.Context, id string) (blob Blob, last bool, err error)
+	// GetBlob returns the blob with the digest, or ErrNotFound. A digest
+	// that is not 64 lowercase hex digits is ErrInvalid.
+	GetBlob(ctx context.Context, sha256 string) (Blob, error)
+	// FindBlob returns the blob with the digest if owner may know of it:
+	// with global, any blob; otherwise only one referenced by a complete
+	// session of owner (released sessions no longer count). ErrNotFound
+	// otherwise; ErrInvalid for a malformed digest. Owners compare exactly
+	// as everywhere in the catalog: "" is the anonymous owner and finds
+	// what anonymous sessions reference, so a caller for whom anonymous
+	// clients are strangers to each other must not ask with "".
+	FindBlob(ctx context.Context, sha256, owner string, global bool) (Blob, error)
 	// Ping checks that the database answers.
 	Ping(ctx context.Context) error
 	// Close releases the connections. Calling it again is harmless.

@@ -4,6 +4,12 @@
 // production and scale-out) and SQLite (the zero-setup embedded default), both
 // held to the same conformance suite in catalogtest.
 //
+// It also records content: the SHA-256 of each finalized upload, and one
+// blob per distinct content, with the upload object holding its bytes and a
+// count of the complete sessions referencing it, so that the same content
+// is stored once. Reference counts change only in the same transaction as
+// the sessions that hold them.
+//
 // The catalog never holds upload bytes and is never written per chunk of a
 // request: callers update the committed offset once per PATCH, after the
 // store has the bytes.

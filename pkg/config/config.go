@@ -104,6 +104,11 @@ type Config struct {
 	// Migrate (--migrate) applies pending catalog migrations at start.
 	// Defaults to true.
 	Migrate bool
+	// DedupScope (--dedup-scope) is whose stored content a declared sha256
+	// may match before the transfer (preflight and creation): "owner",
+	// "global" (a known cross-tenant side channel) or "off". Content is
+	// stored once whatever the scope. Defaults to "owner".
+	DedupScope string
 	// Auth (--auth) is "none" (anonymous, owner "") or "jwt" (a bearer
 	// token on every request; its sub is the owner). Defaults to "none".
 	Auth string
@@ -159,6 +164,7 @@ func Default() Config {
 		S3MaxBufferedParts: 20,
 		S3ConcurrentParts:  10,
 		DownloadURLTTL:     5 * time.Minute,
+		DedupScope:         "owner",
 		Auth:               "none",
 		JWTLeeway:          30 * time.Second,
 		CORSOrigins:        "*",
@@ -231,6 +237,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	dur(&c.ShutdownTimeout, "shutdown-timeout", "how long in-flight requests get to finish on shutdown")
 	boolean(&c.BehindProxy, "behind-proxy", "trust X-Forwarded-* and Forwarded headers; enable only behind a proxy that sets them", "false")
 	boolean(&c.Migrate, "migrate", "apply pending catalog migrations at start", "")
+	str(&c.DedupScope, "dedup-scope", "whose stored content a declared sha256 may match before the transfer: owner, global (reveals other owners' content exists) or off", "")
 	str(&c.Auth, "auth", "authentication: none (anonymous) or jwt (a bearer token on every request; sub is the owner)", "")
 	str(&c.JWTSecret, "jwt-secret", "HS256 key for --auth jwt, at least 32 bytes; prefer the env var", "none")
 	str(&c.JWTPublicKeyFile, "jwt-public-key-file", "PEM public key for --auth jwt: RSA (RS256) or ECDSA P-256 (ES256)", "none")
@@ -315,6 +322,12 @@ func (c Config) Validate() error {
 		if d.v <= 0 {
 			bad(d.flag, "is %s; it must be greater than zero, e.g. 30s", d.v)
 		}
+	}
+
+	switch c.DedupScope {
+	case "owner", "global", "off":
+	default:
+		bad("dedup-scope", "is %q; use owner, global or off", c.DedupScope)
 	}
 
 	switch c.Auth {
@@ -621,6 +634,7 @@ func (c Config) LogValue() slog.Value {
 		slog.Bool("migrate", r.Migrate),
 		slog.String("log_level", r.LogLevel),
 		slog.String("auth", r.Auth),
+		slog.String("dedup_scope", r.DedupScope),
 		slog.String("cors_origins", r.CORSOrigins),
 		slog.String("admin_listen", r.AdminListen),
 	)

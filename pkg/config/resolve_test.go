@@ -96,6 +96,8 @@ func TestResolvePrecedence(t *testing.T) {
 			func(c config.Config) any { return c.MaxSize }, config.ByteSize(1024), config.ByteSize(2_000_000), config.ByteSize(3 << 30)},
 		{"file-sync", "false", "true", "false",
 			func(c config.Config) any { return c.FileSync }, false, true, false},
+		{"dedup-scope", "global", "off", "owner",
+			func(c config.Config) any { return c.DedupScope }, "global", "off", "owner"},
 		{"network-timeout", "1s", "2m", "3h",
 			func(c config.Config) any { return c.NetworkTimeout }, time.Second, 2 * time.Minute, 3 * time.Hour},
 		{"lock-timeout", "1s", "2m", "3h",

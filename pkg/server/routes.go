@@ -17,6 +17,7 @@ import (
 	"github.com/intake-dev/intake/pkg/cors"
 	"github.com/intake-dev/intake/pkg/jsonerr"
 	"github.com/intake-dev/intake/pkg/protocol"
+	"github.com/intake-dev/intake/pkg/storage"
 )
 
 // routes returns the public handler and the admin handler. The admin
@@ -42,6 +43,7 @@ func (s *Server) routes() (public, admin http.Handler) {
 	mux.HandleFunc("GET /healthz", s.healthz)
 	mux.HandleFunc("GET /readyz", s.readyz)
 	mux.Handle("GET /v1/uploads/{id}", authed(http.HandlerFunc(s.getUpload)))
+	mux.Handle("GET /v1/blobs/sha256/{hex}", authed(http.HandlerFunc(s.getBlob)))
 	mux.HandleFunc("/", notFound)
 
 	adminMux := http.NewServeMux()
@@ -160,6 +162,37 @@ func NewUploadView(sess catalog.Session, basePath string) UploadView {
 		UpdatedAt:    sess.UpdatedAt,
 		CompletedAt:  sess.CompletedAt,
 	}
+}
+
+// getBlob answers the dedup preflight: is this content already stored, as
+// far as the caller may know (--dedup-scope)? The GET route matches HEAD.
+func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) {
+	sum := r.PathValue("hex")
+	if !storage.ValidSHA256(sum) {
+		jsonerr.Write(w, r, http.StatusBadRequest, "invalid_sha256", "the digest must be 64 lowercase hexadecimal characters")
+		return
+	}
+	notStored := func() {
+		jsonerr.Write(w, r, http.StatusNotFound, "blob_not_found", "no content with this digest is stored for you")
+	}
+	if s.cfg.DedupScope == "off" {
+		notStored()
+		return
+	}
+	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
+	defer cancel()
+	blob, err := s.catalog.FindBlob(ctx, sum, auth.Owner(ctx), s.cfg.DedupScope == "global")
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
+		notStored()
+		return
+	case err != nil:
+		s.log.ErrorContext(ctx, "finding blob", "error", err)
+		jsonerr.Write(w, r, http.StatusServiceUnavailable, "catalog_unavailable", "the upload catalog is unavailable; retry later")
+		return
+	}
+	s.metrics.PreflightHit()
+	writeJSON(w, http.StatusOK, map[string]any{"sha256": blob.SHA256, "size": blob.Size})
 }
 
 // adminListUploads lists sessions of every owner: ?owner=&state=&limit=.

@@ -39,6 +39,7 @@ type Server struct {
 	checks   map[string]func(context.Context) error
 	handler  http.Handler
 	drainer  *drainer
+	metrics  *storage.Metrics
 	verifier *auth.Verifier // nil with --auth none
 	adminLn  net.Listener   // nil without --admin-listen
 	admin    http.Handler
@@ -91,7 +92,7 @@ func assemble(ctx context.Context, cfg config.Config, log *slog.Logger, cat Cata
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 
-	opts := storage.Options{Logger: log, Metrics: storage.NewMetrics(reg)}
+	opts := storage.Options{Logger: log, Metrics: storage.NewMetrics(reg), DedupScope: storage.DedupScope(cfg.DedupScope)}
 	backend, storageCheck, err := newBackend(ctx, cfg, log, reg, o, &opts)
 	if err != nil {
 		return nil, err
@@ -146,6 +147,7 @@ func assemble(ctx context.Context, cfg config.Config, log *slog.Logger, cat Cata
 		catalog:  cat,
 		tus:      tus,
 		registry: reg,
+		metrics:  opts.Metrics,
 		drainer:  newDrainer(),
 		verifier: verifier,
 		adminLn:  adminLn,
@@ -289,6 +291,21 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		}
 	}
 	return err
+}
+
+// OpenStorage builds the store cfg selects over cat, for commands that
+// read stored bytes outside a running server (intake verify).
+func OpenStorage(ctx context.Context, cfg config.Config, log *slog.Logger, cat Catalog, opts ...Option) (*storage.Store, error) {
+	var o options
+	for _, opt := range opts {
+		opt(&o)
+	}
+	sopts := storage.Options{Logger: log, Metrics: storage.NewMetrics(nil), DedupScope: storage.DedupScope(cfg.DedupScope)}
+	backend, _, err := newBackend(ctx, cfg, log, prometheus.NewRegistry(), o, &sopts)
+	if err != nil {
+		return nil, err
+	}
+	return storage.New(backend, cat, sopts), nil
 }
 
 // newBackend builds the byte store cfg selects, fills in the store options

@@ -10,7 +10,24 @@ type Metrics struct {
 	completed     prometheus.Counter
 	terminated    prometheus.Counter
 	bytesReceived prometheus.Counter
+
+	dedupHits        *prometheus.CounterVec
+	dedupBytesSaved  prometheus.Counter
+	digestFallbacks  prometheus.Counter
+	digestMismatches prometheus.Counter
 }
+
+// dedupHit counts content that did not have to be stored (kind "finish")
+// or sent at all ("create", "preflight").
+func (m *Metrics) dedupHit(kind string, size int64) {
+	m.dedupHits.WithLabelValues(kind).Inc()
+	if kind != "preflight" {
+		m.dedupBytesSaved.Add(float64(size))
+	}
+}
+
+// PreflightHit counts a blob preflight answered "already stored".
+func (m *Metrics) PreflightHit() { m.dedupHit("preflight", 0) }
 
 // NewMetrics creates the counters and registers them with reg (nil: none).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -32,8 +49,28 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 			Help: "Upload bytes written to the store.",
 		}),
 	}
+	m.dedupHits = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "intake", Name: "dedup_hits_total",
+		Help: "Content found already stored: kind=preflight (answered before a transfer), create (upload complete on creation), finish (stored copy dropped).",
+	}, []string{"kind"})
+	for _, kind := range []string{"preflight", "create", "finish"} {
+		m.dedupHits.WithLabelValues(kind)
+	}
+	m.dedupBytesSaved = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "intake", Name: "dedup_bytes_saved_total",
+		Help: "Bytes not stored again (finish) or not transferred at all (create).",
+	})
+	m.digestFallbacks = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "intake", Name: "digest_fallbacks_total",
+		Help: "Digests computed by reading the stored object back, because no streamed state covered the upload.",
+	})
+	m.digestMismatches = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "intake", Name: "digest_mismatches_total",
+		Help: "Uploads failed because their bytes did not match the declared sha256.",
+	})
 	if reg != nil {
-		reg.MustRegister(m.created, m.completed, m.terminated, m.bytesReceived)
+		reg.MustRegister(m.created, m.completed, m.terminated, m.bytesReceived,
+			m.dedupHits, m.dedupBytesSaved, m.digestFallbacks, m.digestMismatches)
 	}
 	return m
 }

@@ -2,6 +2,8 @@ package storage
 
 import (
 	"context"
+	"crypto/rand"
+	"encoding/hex"
 	"errors"
 	"fmt"
 	"io"
@@ -9,7 +11,6 @@ import (
 	"net/http"
 	"os"
 	"strings"
-	"sync"
 	"time"
 
 	"github.com/tus/tusd/v2/pkg/handler"
@@ -27,6 +28,12 @@ type Sessions interface {
 	DeclareLength(ctx context.Context, id string, size int64) error
 	Complete(ctx context.Context, id string, offset int64) error
 	SetState(ctx context.Context, id string, state catalog.State) error
+	CommitOffset(ctx context.Context, id string, offset int64, hashState []byte) error
+	Finalize(ctx context.Context, id string, size int64, sha256 string) (catalog.Blob, bool, error)
+	CreateDeduped(ctx context.Context, s catalog.Session, sha256 string) error
+	Release(ctx context.Context, id string) (catalog.Blob, bool, error)
+	GetBlob(ctx context.Context, sha256 string) (catalog.Blob, error)
+	FindBlob(ctx context.Context, sha256, owner string, global bool) (catalog.Blob, error)
 }
 
 // Backend is a tusd store with every capability intake advertises.
@@ -49,10 +56,23 @@ type Options struct {
 	CommitTimeout time.Duration
 	Logger        *slog.Logger
 	Metrics       *Metrics
-	// Downloader serves complete uploads when the backend cannot (tusd's
-	// S3 store has no ServeContent). Defaults to the backend's own.
+	// DedupScope says whose stored content a declared sha256 may match at
+	// creation: DedupOwner (default), DedupGlobal or DedupOff. Content is
+	// stored once whatever the scope.
+	DedupScope DedupScope
+	// Downloader serves complete uploads (and blobs) by their storage
+	// description. Defaults to FileDownloader, for the file store.
 	Downloader Downloader
 }
+
+// DedupScope is the reach of deduplication before the transfer.
+type DedupScope string
+
+const (
+	DedupOwner  DedupScope = "owner"
+	DedupGlobal DedupScope = "global"
+	DedupOff    DedupScope = "off"
+)
 
 // Downloader serves the bytes of a complete upload for a GET, honouring
 // Range and conditional headers, or redirecting elsewhere.
@@ -107,9 +127,7 @@ func (s *Store) UseIn(c *handler.StoreComposer) {
 	c.UseTerminater(s)
 	c.UseConcater(s)
 	c.UseLengthDeferrer(s)
-	if _, ok := s.backend.(handler.ContentServerDataStore); ok || s.opts.Downloader != nil {
-		c.UseContentServer(s)
-	}
+	c.UseContentServer(s)
 }
 
 // commitCtx detaches a catalog write from the request: once bytes are in the
@@ -172,6 +190,14 @@ func (s *Store) NewUpload(ctx context.Context, info handler.FileInfo) (handler.U
 			return nil, err
 		}
 	}
+	if sum, ok := info.MetaData["sha256"]; ok {
+		if !ValidSHA256(sum) {
+			return nil, ErrInvalidSHA256
+		}
+		if up, err := s.newDeduped(ctx, info, sum); up != nil || err != nil {
+			return up, err
+		}
+	}
 	inner, err := s.backend.NewUpload(ctx, info)
 	if err != nil {
 		return nil, s.backendError(ctx, "create", "", err)
@@ -207,6 +233,58 @@ func (s *Store) NewUpload(ctx context.Context, info handler.FileInfo) (handler.U
 	}
 	s.opts.Metrics.created.Inc()
 	return &upload{store: s, inner: inner, session: sess}, nil
+}
+
+// newDeduped creates an upload that is complete on creation when content
+// with the declared digest and length is already stored and the dedup
+// scope lets this owner know it: no byte is transferred. It returns nil
+// and no error when that does not apply.
+func (s *Store) newDeduped(ctx context.Context, info handler.FileInfo, sum string) (handler.Upload, error) {
+	if s.opts.DedupScope == DedupOff || info.SizeIsDeferred || info.IsPartial || info.IsFinal {
+		return nil, nil
+	}
+	owner := auth.Owner(ctx)
+	rctx, cancel := s.commitCtx(ctx)
+	defer cancel()
+	blob, err := s.sessions.FindBlob(rctx, sum, owner, s.opts.DedupScope == DedupGlobal)
+	switch {
+	case errors.Is(err, catalog.ErrNotFound):
+		return nil, nil
+	case err != nil:
+		return nil, s.catalogError(ctx, "find_blob", "", err)
+	case blob.Size != info.Size:
+		return nil, nil // the declared length says it is other content
+	}
+	size := info.Size
+	sess := catalog.Session{
+		ID:       newID(),
+		Owner:    owner,
+		Size:     &size,
+		Metadata: map[string]string(info.MetaData),
+		Storage:  blob.Storage,
+	}
+	if err := s.sessions.CreateDeduped(rctx, sess, sum); err != nil {
+		if errors.Is(err, catalog.ErrNotFound) {
+			return nil, nil // the blob went meanwhile: upload normally
+		}
+		return nil, s.catalogError(ctx, "create_deduped", sess.ID, err)
+	}
+	sess.State = catalog.StateComplete
+	sess.Offset = size
+	sess.SHA256, sess.BlobSHA256 = sum, sum
+	s.opts.Metrics.created.Inc()
+	s.opts.Metrics.completed.Inc()
+	s.opts.Metrics.dedupHit("create", size)
+	return &blobUpload{store: s, session: sess}, nil
+}
+
+// newID returns a random upload id in the form tusd's stores use.
+func newID() string {
+	var b [16]byte
+	if _, err := rand.Read(b[:]); err != nil {
+		panic(err) // crypto/rand never fails on supported platforms
+	}
+	return hex.EncodeToString(b[:])
 }
 
 // checkPartials enforces that a final upload only names partial uploads.
@@ -254,6 +332,9 @@ func (s *Store) GetUpload(ctx context.Context, id string) (handler.Upload, error
 	case catalog.StateFailed:
 		return nil, ErrUploadFailed
 	}
+	if sess.State == catalog.StateComplete && sess.BlobSHA256 != "" {
+		return &blobUpload{store: s, session: sess}, nil
+	}
 	inner, err := s.backend.GetUpload(ctx, id)
 	if err != nil {
 		return nil, s.backendError(ctx, "get", id, err)
@@ -262,19 +343,37 @@ func (s *Store) GetUpload(ctx context.Context, id string) (handler.Upload, error
 }
 
 func (s *Store) AsTerminatableUpload(u handler.Upload) handler.TerminatableUpload {
+	if b, ok := u.(*blobUpload); ok {
+		return b
+	}
 	return u.(*upload)
 }
 
+// AsLengthDeclarableUpload: tusd never declares the length of a complete
+// upload (it refuses first), so a blob upload refuses too.
 func (s *Store) AsLengthDeclarableUpload(u handler.Upload) handler.LengthDeclarableUpload {
+	if _, ok := u.(*blobUpload); ok {
+		return refuseLength{}
+	}
 	return u.(*upload)
 }
 
+// AsConcatableUpload: a final upload is always a fresh backend upload.
 func (s *Store) AsConcatableUpload(u handler.Upload) handler.ConcatableUpload {
 	return u.(*upload)
 }
 
 func (s *Store) AsServableUpload(u handler.Upload) handler.ServableUpload {
+	if b, ok := u.(*blobUpload); ok {
+		return b
+	}
 	return u.(*upload)
+}
+
+type refuseLength struct{}
+
+func (refuseLength) DeclareLength(context.Context, int64) error {
+	return handler.ErrInvalidUploadLength
 }
 
 // upload is one upload of the backend together with a snapshot of its
@@ -339,7 +438,7 @@ func (u *upload) commitOffset(ctx context.Context, offset int64) error {
 // WriteChunk writes through to the backend, makes the bytes durable, and
 // records the new offset once for the whole request.
 func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (int64, error) {
-	body := &sourceReader{r: src}
+	body := &sourceReader{r: src, hash: resumeHash(u.session, offset)}
 	if max := limits(ctx).MaxSize; max > 0 && u.session.SizeDeferred() {
 		// A declared size was checked at creation; a deferred one is
 		// stopped where it would pass the token's maximum.
@@ -374,10 +473,33 @@ func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (i
 			return n, errors.Join(werr, fmt.Errorf("syncing upload: %w", err))
 		}
 	}
-	if err := u.commitOffset(ctx, committed); err != nil {
+	// The digest state is recorded only when it covers exactly the bytes
+	// committed; otherwise it is cleared and the digest read back at the end.
+	var state []byte
+	if werr == nil && body.hash != nil && committed == offset+body.read {
+		state = marshalHash(body.hash)
+	}
+	if err := u.commitState(ctx, committed, state); err != nil {
 		return n, errors.Join(werr, err)
 	}
 	return n, werr
+}
+
+// commitState records the committed offset and the digest state at it in
+// one catalog write.
+func (u *upload) commitState(ctx context.Context, offset int64, state []byte) error {
+	if offset < u.session.Offset {
+		return u.commitOffset(ctx, offset) // logs; never moves back
+	}
+	cctx, cancel := u.store.commitCtx(ctx)
+	defer cancel()
+	if err := u.store.sessions.CommitOffset(cctx, u.session.ID, offset, state); err != nil {
+		return u.store.catalogError(ctx, "commit_offset", u.session.ID, err)
+	}
+	u.session.Offset = offset
+	u.session.HashState = state
+	u.session.HashOffset = offset
+	return nil
 }
 
 func (u *upload) GetReader(ctx context.Context) (io.ReadCloser, error) {
@@ -396,10 +518,16 @@ func (u *upload) FinishUpload(ctx context.Context) error {
 	return u.complete(ctx)
 }
 
+// complete finalizes a finished upload: a partial upload is only marked
+// complete (its bytes are a piece of a final upload, not content); any
+// other gets its digest and its blob.
 func (u *upload) complete(ctx context.Context) error {
 	info, err := u.inner.GetInfo(ctx)
 	if err != nil {
 		return fmt.Errorf("reading finished upload: %w", err)
+	}
+	if !u.session.IsPartial {
+		return u.finalize(ctx, info.Size)
 	}
 	cctx, cancel := u.store.commitCtx(ctx)
 	defer cancel()
@@ -435,6 +563,11 @@ func (u *upload) recordLength(ctx context.Context, length int64) error {
 // Terminate removes the bytes first: a session marked terminated whose bytes
 // survived would be an orphan nobody looks for.
 func (u *upload) Terminate(ctx context.Context) error {
+	if u.session.BlobSHA256 != "" {
+		// Finalized within this request: its bytes are a blob now, and
+		// only the blob's last reference may delete them.
+		return (&blobUpload{store: u.store, session: u.session}).Terminate(ctx)
+	}
 	if err := u.store.backend.AsTerminatableUpload(u.inner).Terminate(ctx); err != nil {
 		return u.store.backendError(ctx, "terminate", u.session.ID, err)
 	}
@@ -467,100 +600,14 @@ func (u *upload) ServeContent(ctx context.Context, w http.ResponseWriter, r *htt
 	if u.session.State != catalog.StateComplete {
 		return ErrUploadIncomplete
 	}
-	if d := u.store.opts.Downloader; d != nil {
-		info, err := u.inner.GetInfo(ctx)
-		if err != nil {
-			return u.store.backendError(ctx, "get_info", u.session.ID, err)
-		}
-		if err := d.Serve(ctx, w, r, info); err != nil {
-			return u.store.backendError(ctx, "download", u.session.ID, err)
-		}
-		return nil
+	info, err := u.inner.GetInfo(ctx)
+	if err != nil {
+		return u.store.backendError(ctx, "get_info", u.session.ID, err)
 	}
-	cs := u.store.backend.(handler.ContentServerDataStore)
-	return cs.AsServableUpload(u.inner).ServeContent(ctx, w, r)
-}
-
-// sourceReader remembers the error of the request body, so that a backend
-// error caused by the body is told apart from one of the backend itself.
-type sourceReader struct {
-	r   io.Reader
-	err error
-	// limited bodies may yield max bytes; one with more fails with over
-	// after max bytes.
-	limited bool
-	max     int64
-	read    int64
-	over    error
-}
-
-func (s *sourceReader) Read(p []byte) (int, error) {
-	if s.limited {
-		if s.read >= s.max {
-			return 0, s.probe()
-		}
-		if rest := s.max - s.read; int64(len(p)) > rest {
-			p = p[:rest]
-		}
+	if err := u.store.downloader().Serve(ctx, w, r, info); err != nil {
+		return u.store.backendError(ctx, "download", u.session.ID, err)
 	}
-	n, err := s.r.Read(p)
-	s.read += int64(n)
-	if err != nil && err != io.EOF {
-		s.err = err
-	}
-	return n, err
-}
-
-// probe looks for a byte past max: none means the body simply ended there.
-func (s *sourceReader) probe() error {
-	var one [1]byte
-	for {
-		n, err := s.r.Read(one[:])
-		if n > 0 {
-			s.err = s.over
-			return s.over
-		}
-		if err != nil {
-			if err != io.EOF {
-				s.err = err
-			}
-			return err
-		}
-	}
-}
-
-// copyBufferSize is the buffer WriteTo moves bytes with. io.Copy's default
-// of 32 KiB costs a read and a write system call per 32 KiB; profiles of
-// large PATCHes were almost all system calls.
-const copyBufferSize = 512 << 10
-
-var copyBuffers = sync.Pool{New: func() any { b := make([]byte, copyBufferSize); return &b }}
-
-// WriteTo lets a backend's io.Copy(dst, body) move the body in large
-// pieces. Every error of the body is still recorded.
-func (s *sourceReader) WriteTo(w io.Writer) (int64, error) {
-	bp := copyBuffers.Get().(*[]byte)
-	defer copyBuffers.Put(bp)
-	buf := *bp
-	var written int64
-	for {
-		// One read takes what the connection has, up to the buffer: a fast
-		// client fills it, a slow one's bytes are written as they come.
-		n, rerr := s.Read(buf)
-		if n > 0 {
-			m, werr := w.Write(buf[:n])
-			written += int64(m)
-			if werr != nil {
-				return written, werr
-			}
-		}
-		if rerr == io.EOF {
-			return written, nil
-		}
-		if rerr != nil {
-			return written, rerr
-		}
-	}
+	return nil
 }
 
 // FileSync makes a file store upload's bytes durable.

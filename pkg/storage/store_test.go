@@ -125,6 +125,14 @@ func (f *faultySessions) SetOffset(ctx context.Context, id string, offset int64)
 	return f.Sessions.SetOffset(ctx, id, offset)
 }
 
+// CommitOffset is the offset write of WriteChunk: failSetOffset covers it.
+func (f *faultySessions) CommitOffset(ctx context.Context, id string, offset int64, state []byte) error {
+	if f.failSetOffset.Load() {
+		return errCatalogDown
+	}
+	return f.Sessions.CommitOffset(ctx, id, offset, state)
+}
+
 func (f *faultySessions) DeclareLength(ctx context.Context, id string, size int64) error {
 	if f.failDeclareLength.Load() {
 		return errCatalogDown

@@ -1,6 +1,7 @@
 package catalogtest
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -50,13 +51,28 @@ func Run(t *testing.T, newCatalog func(t *testing.T) catalog.Catalog) {
 	t.Run("NotFound", withShared(testNotFound))
 	t.Run("SetOffset", withShared(testSetOffset))
 	t.Run("SetOffsetTerminal", withShared(testSetOffsetTerminal))
+	t.Run("CommitOffset", withShared(testCommitOffset))
+	t.Run("CommitOffsetTerminal", withShared(testCommitOffsetTerminal))
+	t.Run("SetOffsetKeepsHashState", withShared(testSetOffsetKeepsHashState))
 	t.Run("UpdatedAt", withShared(testUpdatedAt))
 	t.Run("DeclareLength", withShared(testDeclareLength))
 	t.Run("Complete", withShared(testComplete))
 	t.Run("CompleteConflicts", withShared(testCompleteConflicts))
 	t.Run("SetState", withShared(testSetState))
+	t.Run("Finalize", withShared(testFinalize))
+	t.Run("FinalizeStates", withShared(testFinalizeStates))
+	t.Run("FinalizeInvalid", withShared(testFinalizeInvalid))
+	t.Run("CreateDeduped", withShared(testCreateDeduped))
+	t.Run("CreateDedupedRefused", withShared(testCreateDedupedRefused))
+	t.Run("Release", withShared(testRelease))
+	t.Run("ReleaseStates", withShared(testReleaseStates))
+	t.Run("BlobNotFound", withShared(testBlobNotFound))
+	t.Run("FindBlob", withShared(testFindBlob))
 	t.Run("ConcurrentSetOffset", withShared(testConcurrentSetOffset))
 	t.Run("ConcurrentCompleteAndFail", withShared(testConcurrentCompleteAndFail))
+	t.Run("ConcurrentFinalizeAndRelease", withShared(testConcurrentFinalizeAndRelease))
+	t.Run("ReleaseRacesFinalize", withShared(testReleaseRacesFinalize))
+	t.Run("ReleaseRacesCreateDeduped", withShared(testReleaseRacesCreateDeduped))
 	t.Run("CanceledContext", withShared(testCanceledContext))
 	t.Run("Ping", withShared(testPing))
 	t.Run("Migrations", withShared(testMigrations))
@@ -156,6 +172,18 @@ func diff(got, want catalog.Session) []string {
 	}
 	if (got.Storage == nil) != (want.Storage == nil) || !mapsEqual(got.Storage, want.Storage) {
 		add("Storage", fmt.Sprintf("%#v", got.Storage), fmt.Sprintf("%#v", want.Storage))
+	}
+	if (got.HashState == nil) != (want.HashState == nil) || !bytes.Equal(got.HashState, want.HashState) {
+		add("HashState", fmt.Sprintf("%#v", got.HashState), fmt.Sprintf("%#v", want.HashState))
+	}
+	if got.HashOffset != want.HashOffset {
+		add("HashOffset", got.HashOffset, want.HashOffset)
+	}
+	if got.SHA256 != want.SHA256 {
+		add("SHA256", got.SHA256, want.SHA256)
+	}
+	if got.BlobSHA256 != want.BlobSHA256 {
+		add("BlobSHA256", got.BlobSHA256, want.BlobSHA256)
 	}
 	if !got.CreatedAt.Equal(want.CreatedAt) {
 		add("CreatedAt", got.CreatedAt.Format(time.RFC3339Nano), want.CreatedAt.Format(time.RFC3339Nano))
@@ -326,6 +354,11 @@ func testCreateInvalid(t *testing.T, c catalog.Catalog) {
 		{"storage nul", catalog.Session{Storage: map[string]string{"Path": "\x00"}}},
 		{"owner not utf8", catalog.Session{Owner: "\xff"}},
 		{"updated before created", catalog.Session{CreatedAt: now, UpdatedAt: now.Add(-time.Hour)}},
+		// Only CommitOffset, Finalize and CreateDeduped write these.
+		{"hash state", catalog.Session{HashState: []byte{1}}},
+		{"hash offset", catalog.Session{Offset: 3, HashOffset: 3}},
+		{"sha256", catalog.Session{State: complete, Size: size(3), Offset: 3, SHA256: emptyDigest}},
+		{"blob", catalog.Session{State: complete, Size: size(3), Offset: 3, SHA256: emptyDigest, BlobSHA256: emptyDigest}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -360,6 +393,11 @@ func testNotFound(t *testing.T, c catalog.Catalog) {
 	wantErr(t, "Complete", c.Complete(ctx, missing, 0), catalog.ErrNotFound)
 	wantErr(t, "SetState(terminated)", c.SetState(ctx, missing, terminated), catalog.ErrNotFound)
 	wantErr(t, "SetState(failed)", c.SetState(ctx, missing, failed), catalog.ErrNotFound)
+	wantErr(t, "CommitOffset", c.CommitOffset(ctx, missing, 1, []byte{1}), catalog.ErrNotFound)
+	_, _, err = c.Finalize(ctx, missing, 0, emptyDigest)
+	wantErr(t, "Finalize", err, catalog.ErrNotFound)
+	_, _, err = c.Release(ctx, missing)
+	wantErr(t, "Release", err, catalog.ErrNotFound)
 	// Ids no session can have (Create refuses them) are not found, rather
 	// than a driver error about their encoding.
 	for _, bad := range []string{"", "abc\x00def", "\xff\xfe"} {
@@ -369,6 +407,11 @@ func testNotFound(t *testing.T, c catalog.Catalog) {
 		wantErr(t, fmt.Sprintf("DeclareLength(%q)", bad), c.DeclareLength(ctx, bad, 1), catalog.ErrNotFound)
 		wantErr(t, fmt.Sprintf("Complete(%q)", bad), c.Complete(ctx, bad, 0), catalog.ErrNotFound)
 		wantErr(t, fmt.Sprintf("SetState(%q)", bad), c.SetState(ctx, bad, terminated), catalog.ErrNotFound)
+		wantErr(t, fmt.Sprintf("CommitOffset(%q)", bad), c.CommitOffset(ctx, bad, 1, nil), catalog.ErrNotFound)
+		_, _, err = c.Finalize(ctx, bad, 0, emptyDigest)
+		wantErr(t, fmt.Sprintf("Finalize(%q)", bad), err, catalog.ErrNotFound)
+		_, _, err = c.Release(ctx, bad)
+		wantErr(t, fmt.Sprintf("Release(%q)", bad), err, catalog.ErrNotFound)
 	}
 	// Ids are compared exactly.
 	create(t, c, catalog.Session{ID: id(t, "Upload")})
@@ -709,6 +752,17 @@ func testCanceledContext(t *testing.T, c catalog.Catalog) {
 	wantErr(t, "Create with a canceled context", c.Create(ctx, catalog.Session{ID: id(t, "other")}), context.Canceled)
 	_, err = c.List(ctx, catalog.ListOptions{})
 	wantErr(t, "List with a canceled context", err, context.Canceled)
+	wantErr(t, "CommitOffset with a canceled context", c.CommitOffset(ctx, s.ID, 1, []byte{1}), context.Canceled)
+	d := digest(t, "content")
+	_, _, err = c.Finalize(ctx, s.ID, 10, d)
+	wantErr(t, "Finalize with a canceled context", err, context.Canceled)
+	_, _, err = c.Release(ctx, s.ID)
+	wantErr(t, "Release with a canceled context", err, context.Canceled)
+	wantErr(t, "CreateDeduped with a canceled context", c.CreateDeduped(ctx, catalog.Session{ID: id(t, "dedup"), Size: size(10)}, d), context.Canceled)
+	_, err = c.GetBlob(ctx, d)
+	wantErr(t, "GetBlob with a canceled context", err, context.Canceled)
+	_, err = c.FindBlob(ctx, d, "", false)
+	wantErr(t, "FindBlob with a canceled context", err, context.Canceled)
 	checkSession(t, get(t, c, s.ID), s)
 }
 
@@ -792,6 +846,11 @@ func testListFilters(t *testing.T, c catalog.Catalog) {
 	// A state change must show in state filters.
 	wantErr(t, "SetState(s7, terminated)", c.SetState(t.Context(), "s7", terminated), nil)
 	stored["s7"] = get(t, c, "s7")
+	// Digests show in List; the hash state does not.
+	wantErr(t, "CommitOffset(s4)", c.CommitOffset(t.Context(), "s4", 2, []byte("state")), nil)
+	stored["s4"] = get(t, c, "s4")
+	finalize(t, c, "s2", 1, digest(t, "s2"))
+	stored["s2"] = get(t, c, "s2")
 
 	tests := []struct {
 		name string
@@ -823,7 +882,9 @@ func testListFilters(t *testing.T, c catalog.Catalog) {
 				t.Fatalf("List(%+v) = %q; want %q", tt.opts, ids(got), tt.want)
 			}
 			for _, s := range got {
-				checkSession(t, s, stored[s.ID])
+				want := stored[s.ID]
+				want.HashState = nil
+				checkSession(t, s, want)
 			}
 		})
 	}

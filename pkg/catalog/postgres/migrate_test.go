@@ -3,6 +3,7 @@ package postgres
 import (
 	"context"
 	"errors"
+	"fmt"
 	"slices"
 	"strings"
 	"sync"
@@ -25,6 +26,25 @@ func openTest(t *testing.T, url string, extra ...migrate.Step) *Catalog {
 	t.Cleanup(func() { c.Close() })
 	c.steps = append(slices.Clone(c.steps), extra...)
 	return c
+}
+
+// shipped is the number of embedded migrations; tests add theirs after.
+func shipped(t *testing.T) int {
+	t.Helper()
+	steps, err := loadSteps()
+	if err != nil {
+		t.Fatal(err)
+	}
+	return len(steps)
+}
+
+// upTo returns 1..n.
+func upTo(n int) []int {
+	out := make([]int, n)
+	for i := range out {
+		out[i] = i + 1
+	}
+	return out
 }
 
 func versions(ms []catalog.Migration) []int {
@@ -50,9 +70,10 @@ func tableExists(t *testing.T, c *Catalog, name string) bool {
 func TestMigrateUpConcurrent(t *testing.T) {
 	t.Parallel()
 	url := pgtest.URL(t)
+	n := shipped(t)
 	extra := []migrate.Step{
-		{Version: 2, Name: "probe", Up: `CREATE TABLE probe (v int); SELECT pg_sleep(0.2);`, Down: `DROP TABLE probe;`},
-		{Version: 3, Name: "probe_row", Up: `INSERT INTO probe VALUES (3); SELECT pg_sleep(0.1);`, Down: `DELETE FROM probe;`},
+		{Version: n + 1, Name: "probe", Up: `CREATE TABLE probe (v int); SELECT pg_sleep(0.2);`, Down: `DROP TABLE probe;`},
+		{Version: n + 2, Name: "probe_row", Up: `INSERT INTO probe VALUES (3); SELECT pg_sleep(0.1);`, Down: `DELETE FROM probe;`},
 	}
 	const instances = 4
 	var catalogs []*Catalog
@@ -85,12 +106,12 @@ func TestMigrateUpConcurrent(t *testing.T) {
 		all = append(all, versions(results[i])...)
 	}
 	slices.Sort(all)
-	if !slices.Equal(all, []int{1, 2, 3}) {
-		t.Errorf("versions applied across instances = %v; want [1 2 3] exactly once each", all)
+	if !slices.Equal(all, upTo(n+2)) {
+		t.Errorf("versions applied across instances = %v; want %v exactly once each", all, upTo(n+2))
 	}
 	var rows int
 	if err := catalogs[0].pool.QueryRow(t.Context(), `SELECT count(*) FROM probe`).Scan(&rows); err != nil || rows != 1 {
-		t.Errorf("probe rows = %d, %v; want 1 (migration 3 ran once)", rows, err)
+		t.Errorf("probe rows = %d, %v; want 1 (the probe_row migration ran once)", rows, err)
 	}
 	status, err := catalogs[3].MigrationStatus(t.Context())
 	if err != nil {
@@ -108,18 +129,19 @@ func TestMigrateUpConcurrent(t *testing.T) {
 func TestMigrateUpFailure(t *testing.T) {
 	t.Parallel()
 	url := pgtest.URL(t)
-	bad := migrate.Step{Version: 2, Name: "bad", Up: `CREATE TABLE half (x int); SELEC 1;`, Down: `DROP TABLE half;`}
+	n := shipped(t)
+	bad := migrate.Step{Version: n + 1, Name: "bad", Up: `CREATE TABLE half (x int); SELEC 1;`, Down: `DROP TABLE half;`}
 	c := openTest(t, url, bad)
 
 	applied, err := c.MigrateUp(t.Context())
 	if err == nil {
 		t.Fatal("MigrateUp with a broken migration = nil; want an error")
 	}
-	if !strings.Contains(err.Error(), "0002_bad") {
+	if !strings.Contains(err.Error(), fmt.Sprintf("%04d_bad", n+1)) {
 		t.Errorf("error %q does not name the migration", err)
 	}
-	if !slices.Equal(versions(applied), []int{1}) {
-		t.Errorf("applied = %v; want [1], the migrations before the failure", versions(applied))
+	if !slices.Equal(versions(applied), upTo(n)) {
+		t.Errorf("applied = %v; want %v, the migrations before the failure", versions(applied), upTo(n))
 	}
 	if tableExists(t, c, "half") {
 		t.Error("table from the failed migration exists")
@@ -128,8 +150,8 @@ func TestMigrateUpFailure(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(status) != 2 || status[0].AppliedAt == nil || status[1].AppliedAt != nil {
-		t.Errorf("status = %+v; want 1 applied, 2 pending", status)
+	if len(status) != n+1 || status[n-1].AppliedAt == nil || status[n].AppliedAt != nil {
+		t.Errorf("status = %+v; want 1..%d applied, %d pending", status, n, n+1)
 	}
 
 	// Another instance, on other connections, must not wait on a leaked lock.
@@ -256,4 +278,107 @@ func TestMigrateNewerDatabase(t *testing.T) {
 	if !tableExists(t, c, "uploads") {
 		t.Error("uploads dropped")
 	}
+}
+
+// Rolling back 0002 keeps every session and drops what it added, with
+// blobs, references and hash states in place.
+func TestMigrateDownBlobsWithData(t *testing.T) {
+	t.Parallel()
+	c := openTest(t, pgtest.URL(t))
+	ctx := t.Context()
+	if _, err := c.MigrateUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fillBlobs(t, c)
+	if _, err := c.MigrateDown(ctx, len(c.steps)-1); err != nil {
+		t.Fatalf("MigrateDown to 0001 = %v", err)
+	}
+	if tableExists(t, c, "blobs") {
+		t.Error("blobs still exists")
+	}
+	var n int
+	if err := c.pool.QueryRow(ctx, `SELECT count(*) FROM uploads`).Scan(&n); err != nil || n != 3 {
+		t.Errorf("uploads after rolling back = %d, %v; want 3", n, err)
+	}
+	if _, err := c.MigrateUp(ctx); err != nil {
+		t.Fatalf("MigrateUp again = %v", err)
+	}
+	checkRolledBack(t, c)
+}
+
+const rollbackDigest = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+
+// fillBlobs stores two sessions on one blob and one with a hash state.
+func fillBlobs(t *testing.T, c catalog.Catalog) {
+	t.Helper()
+	ctx := t.Context()
+	for _, id := range []string{"a", "b", "c"} {
+		if err := c.Create(ctx, catalog.Session{ID: id, Size: new(int64(3))}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	for _, id := range []string{"a", "b"} {
+		if _, _, err := c.Finalize(ctx, id, 3, rollbackDigest); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := c.CommitOffset(ctx, "c", 2, []byte{1, 2, 3}); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkRolledBack checks fillBlobs' sessions after a rollback of 0002 and
+// a migration up again: kept, without what 0002 added.
+func checkRolledBack(t *testing.T, c catalog.Catalog) {
+	t.Helper()
+	for _, id := range []string{"a", "b", "c"} {
+		s, err := c.Get(t.Context(), id)
+		if err != nil {
+			t.Fatalf("Get(%s) = %v", id, err)
+		}
+		if s.HashState != nil || s.HashOffset != 0 || s.SHA256 != "" || s.BlobSHA256 != "" {
+			t.Errorf("session %s = %+v; want no digest fields", id, s)
+		}
+	}
+	if _, err := c.GetBlob(t.Context(), rollbackDigest); !errors.Is(err, catalog.ErrNotFound) {
+		t.Errorf("GetBlob = %v; want ErrNotFound", err)
+	}
+}
+
+// The schema backs up the code: what the catalog never writes, the
+// database refuses.
+func TestBlobSchemaRefuses(t *testing.T) {
+	t.Parallel()
+	c := openTest(t, pgtest.URL(t))
+	ctx := t.Context()
+	if _, err := c.MigrateUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	fillBlobs(t, c)
+	for _, sql := range blobSchemaViolations {
+		if _, err := c.pool.Exec(ctx, sql); err == nil {
+			t.Errorf("%s: accepted; want refused", sql)
+		}
+	}
+}
+
+// blobSchemaViolations are statements on fillBlobs' data that break an
+// invariant of 0002.
+var blobSchemaViolations = []string{
+	// A session pointing at a blob that does not exist.
+	`UPDATE uploads SET state = 'complete', committed_offset = 3, completed_at = created_at,
+		sha256 = '` + strings.Repeat("0", 64) + `', blob_sha256 = '` + strings.Repeat("0", 64) + `' WHERE id = 'c'`,
+	// A blob deleted under its references.
+	`DELETE FROM blobs`,
+	// A terminated session still holding a reference.
+	`UPDATE uploads SET state = 'terminated' WHERE id = 'a'`,
+	// A complete session whose blob is not its digest.
+	`UPDATE uploads SET sha256 = '` + strings.Repeat("1", 64) + `' WHERE id = 'a'`,
+	// A hash state ahead of the offset, or an offset without a state.
+	`UPDATE uploads SET hash_offset = 3 WHERE id = 'c'`,
+	`UPDATE uploads SET hash_state = NULL WHERE id = 'c'`,
+	// Malformed digests and counts.
+	`UPDATE blobs SET refs = -1`,
+	`INSERT INTO blobs (sha256, size, upload_id, refs, created_at) VALUES ('ABC', 1, 'x', 1, now())`,
+	`UPDATE uploads SET sha256 = 'xyz' WHERE id = 'c'`,
 }

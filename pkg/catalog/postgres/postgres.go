@@ -152,8 +152,26 @@ func (c *Catalog) Close() error {
 	return nil
 }
 
-const columns = `id, owner, size, committed_offset, state, metadata, is_partial,
-	is_final, partial_ids, storage, created_at, updated_at, completed_at`
+// insertColumns are what Create and CreateDeduped write; the hash state
+// starts out empty.
+const insertColumns = `id, owner, size, committed_offset, state, metadata, is_partial,
+	is_final, partial_ids, storage, created_at, updated_at, completed_at, sha256, blob_sha256`
+
+// columns are what scanSession reads, and listColumns the same without the
+// hash state, which List leaves out.
+const (
+	sessionColumns = `id, owner, size, committed_offset, state, metadata, is_partial,
+	is_final, partial_ids, storage, created_at, updated_at, completed_at,
+	hash_offset, coalesce(sha256, ''), coalesce(blob_sha256, ''), `
+	columns     = sessionColumns + `hash_state`
+	listColumns = sessionColumns + `NULL::bytea`
+)
+
+// currentColumns are what rule.Current holds, for scanCurrent.
+const currentColumns = `state, committed_offset, size, hash_state, hash_offset,
+	coalesce(sha256, ''), coalesce(blob_sha256, ''), is_partial`
+
+const blobColumns = `sha256, size, upload_id, storage, refs, created_at`
 
 // bump is the new updated_at of a changed row: the database clock, but never
 // earlier than one microsecond after the previous value, so UpdatedAt
@@ -166,13 +184,42 @@ func scanSession(row pgx.Row) (catalog.Session, error) {
 		state string
 	)
 	err := row.Scan(&s.ID, &s.Owner, &s.Size, &s.Offset, &state, &s.Metadata, &s.IsPartial,
-		&s.IsFinal, &s.PartialIDs, &s.Storage, &s.CreatedAt, &s.UpdatedAt, &s.CompletedAt)
+		&s.IsFinal, &s.PartialIDs, &s.Storage, &s.CreatedAt, &s.UpdatedAt, &s.CompletedAt,
+		&s.HashOffset, &s.SHA256, &s.BlobSHA256, &s.HashState)
 	if err != nil {
 		return catalog.Session{}, err
 	}
 	s.State = catalog.State(state)
 	rule.Loaded(&s)
 	return s, nil
+}
+
+func scanCurrent(row pgx.Row) (rule.Current, error) {
+	var (
+		cur   rule.Current
+		state string
+	)
+	err := row.Scan(&state, &cur.Offset, &cur.Size, &cur.HashState, &cur.HashOffset,
+		&cur.SHA256, &cur.Blob, &cur.IsPartial)
+	cur.State = catalog.State(state)
+	return cur, err
+}
+
+func scanBlob(row pgx.Row) (catalog.Blob, error) {
+	var b catalog.Blob
+	if err := row.Scan(&b.SHA256, &b.Size, &b.UploadID, &b.Storage, &b.Refs, &b.CreatedAt); err != nil {
+		return catalog.Blob{}, err
+	}
+	rule.LoadedBlob(&b)
+	return b, nil
+}
+
+// nullString turns "" into NULL.
+func nullString(s string) *string {
+	if s == "" {
+		return nil
+	}
+	return &s
 }
 
 // nullTime turns a zero time into NULL, for the database to fill in.
@@ -190,18 +237,27 @@ func (c *Catalog) Create(ctx context.Context, s catalog.Session) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.pool.Exec(ctx, `
-		INSERT INTO uploads (`+columns+`)
-		VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
-			coalesce($11::timestamptz, now()),
-			coalesce($12::timestamptz, $11::timestamptz, now()),
-			CASE WHEN $5 = 'complete'
-				THEN coalesce($13::timestamptz, $12::timestamptz, $11::timestamptz, now())
-				ELSE $13::timestamptz
-			END)`,
-		s.ID, s.Owner, s.Size, s.Offset, string(s.State), s.Metadata, s.IsPartial,
-		s.IsFinal, s.PartialIDs, s.Storage, nullTime(s.CreatedAt), nullTime(s.UpdatedAt), s.CompletedAt)
+	_, err = c.pool.Exec(ctx, insertSession, insertArgs(s)...)
 	return dbError("inserting upload session", err)
+}
+
+const insertSession = `
+	INSERT INTO uploads (` + insertColumns + `)
+	VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10,
+		coalesce($11::timestamptz, now()),
+		coalesce($12::timestamptz, $11::timestamptz, now()),
+		CASE WHEN $5 = 'complete'
+			THEN coalesce($13::timestamptz, $12::timestamptz, $11::timestamptz, now())
+			ELSE $13::timestamptz
+		END,
+		$14, $15)`
+
+// insertArgs are insertSession's arguments for s, which has been through
+// rule.Create or rule.CreateDeduped.
+func insertArgs(s catalog.Session) []any {
+	return []any{s.ID, s.Owner, s.Size, s.Offset, string(s.State), s.Metadata, s.IsPartial,
+		s.IsFinal, s.PartialIDs, s.Storage, nullTime(s.CreatedAt), nullTime(s.UpdatedAt), s.CompletedAt,
+		nullString(s.SHA256), nullString(s.BlobSHA256)}
 }
 
 // Get returns the session with the id.
@@ -217,14 +273,7 @@ func (c *Catalog) Get(ctx context.Context, id string) (catalog.Session, error) {
 }
 
 func (c *Catalog) current(ctx context.Context, id string) (rule.Current, error) {
-	var (
-		cur   rule.Current
-		state string
-	)
-	err := c.pool.QueryRow(ctx, `SELECT state, committed_offset, size FROM uploads WHERE id = $1`, id).
-		Scan(&state, &cur.Offset, &cur.Size)
-	cur.State = catalog.State(state)
-	return cur, err
+	return scanCurrent(c.pool.QueryRow(ctx, `SELECT `+currentColumns+` FROM uploads WHERE id = $1`, id))
 }
 
 // change runs a conditional UPDATE (its WHERE must admit exactly what check
@@ -252,6 +301,27 @@ func (c *Catalog) SetOffset(ctx context.Context, id string, offset int64) error 
 			AND (size IS NULL OR $2 <= size)`,
 		[]any{offset},
 		func(cur rule.Current) (bool, error) { return rule.SetOffset(cur, offset) })
+}
+
+// CommitOffset records the committed offset and the digest state at it in
+// one statement. SetOffset's WHERE, plus: at the current offset, only a
+// different state is a change.
+func (c *Catalog) CommitOffset(ctx context.Context, id string, offset int64, hashState []byte) error {
+	if !rule.StorableID(id) {
+		return catalog.ErrNotFound
+	}
+	if err := rule.OffsetArg(offset); err != nil {
+		return err
+	}
+	state, hashOffset := rule.HashState(offset, hashState)
+	return c.change(ctx, "committing offset", id, `
+		UPDATE uploads SET committed_offset = $2, hash_state = $3::bytea, hash_offset = $4,
+			updated_at = `+bump+`
+		WHERE id = $1 AND state = 'receiving' AND (size IS NULL OR $2 <= size)
+			AND (committed_offset < $2 OR (committed_offset = $2
+				AND (hash_state IS DISTINCT FROM $3::bytea OR hash_offset <> $4)))`,
+		[]any{offset, state, hashOffset},
+		func(cur rule.Current) (bool, error) { return rule.CommitOffset(cur, offset, state, hashOffset) })
 }
 
 // DeclareLength fixes the size of a deferred-length session.
@@ -296,7 +366,7 @@ func (c *Catalog) SetState(ctx context.Context, id string, state catalog.State) 
 	return c.change(ctx, "setting state", id, `
 		UPDATE uploads SET state = $2, updated_at = `+bump+`
 		WHERE id = $1 AND state <> $2
-			AND (state = 'receiving' OR (state = 'complete' AND $2 = 'terminated'))`,
+			AND (state = 'receiving' OR (state = 'complete' AND $2 = 'terminated' AND blob_sha256 IS NULL))`,
 		[]any{string(state)},
 		func(cur rule.Current) (bool, error) { return rule.SetState(cur, state) })
 }
@@ -331,7 +401,7 @@ func (c *Catalog) List(ctx context.Context, opts catalog.ListOptions) ([]catalog
 			where = append(where, "created_at < "+arg(before)+"::timestamptz")
 		}
 	}
-	sql := `SELECT ` + columns + ` FROM uploads`
+	sql := `SELECT ` + listColumns + ` FROM uploads`
 	if len(where) > 0 {
 		sql += ` WHERE ` + strings.Join(where, " AND ")
 	}

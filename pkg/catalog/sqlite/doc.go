@@ -15,8 +15,8 @@
 // Pragmas, on every connection:
 //   - journal_mode=WAL: readers and the writer do not block each other.
 //   - busy_timeout=5000: wait up to 5s for a lock held elsewhere, not fail.
-//   - foreign_keys=ON: SQLite leaves them off by default; a later migration
-//     that declares one should have it enforced.
+//   - foreign_keys=ON: SQLite leaves them off by default; uploads.blob_sha256
+//     references blobs, so a session never points at a deleted blob.
 //   - synchronous=NORMAL: in WAL mode a commit is safe from an intake crash
 //     and the database never corrupts, but a power loss may forget the last
 //     commits. That is safe here: the catalog only ever lags the store, a

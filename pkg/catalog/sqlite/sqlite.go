@@ -146,8 +146,24 @@ func fromDB(us int64) time.Time { return time.UnixMicro(us).UTC() }
 
 func (c *Catalog) clock() int64 { return toDB(rule.Timestamp(time.Now())) }
 
-const columns = `id, owner, size, committed_offset, state, metadata, is_partial,
-	is_final, partial_ids, storage, created_at, updated_at, completed_at`
+// insertColumns are what Create and CreateDeduped write; the hash state
+// starts out empty.
+const insertColumns = `id, owner, size, committed_offset, state, metadata, is_partial,
+	is_final, partial_ids, storage, created_at, updated_at, completed_at, sha256, blob_sha256`
+
+// columns are what scanSession reads, and listColumns the same without the
+// hash state, which List leaves out.
+const (
+	sessionColumns = `id, owner, size, committed_offset, state, metadata, is_partial,
+	is_final, partial_ids, storage, created_at, updated_at, completed_at,
+	hash_offset, coalesce(sha256, ''), coalesce(blob_sha256, ''), `
+	columns     = sessionColumns + `hash_state`
+	listColumns = sessionColumns + `NULL`
+)
+
+// currentColumns are what rule.Current holds, for scanCurrent.
+const currentColumns = `state, committed_offset, size, hash_state, hash_offset,
+	coalesce(sha256, ''), coalesce(blob_sha256, ''), is_partial`
 
 // bump is the new updated_at of a changed row (?3 is the clock): never
 // earlier than one microsecond after the previous value, so UpdatedAt
@@ -166,7 +182,8 @@ func scanSession(row scanner) (catalog.Session, error) {
 		size                        sql.NullInt64
 	)
 	err := row.Scan(&s.ID, &s.Owner, &size, &s.Offset, &state, &metadata, &s.IsPartial,
-		&s.IsFinal, &partials, &storage, &created, &updated, &completed)
+		&s.IsFinal, &partials, &storage, &created, &updated, &completed,
+		&s.HashOffset, &s.SHA256, &s.BlobSHA256, &s.HashState)
 	if err != nil {
 		return catalog.Session{}, err
 	}
@@ -202,17 +219,32 @@ func (c *Catalog) Create(ctx context.Context, s catalog.Session) error {
 	if err != nil {
 		return err
 	}
-	metadata, err := jsonText(s.Metadata)
+	args, err := c.insertArgs(s)
 	if err != nil {
 		return err
+	}
+	_, err = c.write.ExecContext(ctx, insertSession, args...)
+	return dbError("inserting upload session", err)
+}
+
+const insertSession = `
+	INSERT INTO uploads (` + insertColumns + `)
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+
+// insertArgs are insertSession's arguments for s, which has been through
+// rule.Create or rule.CreateDeduped; zero times come from the clock.
+func (c *Catalog) insertArgs(s catalog.Session) ([]any, error) {
+	metadata, err := jsonText(s.Metadata)
+	if err != nil {
+		return nil, err
 	}
 	partials, err := jsonText(s.PartialIDs)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	storage, err := jsonText(s.Storage)
 	if err != nil {
-		return err
+		return nil, err
 	}
 	if s.CreatedAt.IsZero() {
 		s.CreatedAt = fromDB(c.clock())
@@ -230,13 +262,13 @@ func (c *Catalog) Create(ctx context.Context, s catalog.Session) error {
 	if s.Size != nil {
 		size = sql.NullInt64{Int64: *s.Size, Valid: true}
 	}
-	_, err = c.write.ExecContext(ctx, `
-		INSERT INTO uploads (`+columns+`)
-		VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-		s.ID, s.Owner, size, s.Offset, string(s.State), metadata, s.IsPartial,
-		s.IsFinal, partials, storage, toDB(s.CreatedAt), toDB(s.UpdatedAt), completed)
-	return dbError("inserting upload session", err)
+	return []any{s.ID, s.Owner, size, s.Offset, string(s.State), metadata, s.IsPartial,
+		s.IsFinal, partials, storage, toDB(s.CreatedAt), toDB(s.UpdatedAt), completed,
+		nullString(s.SHA256), nullString(s.BlobSHA256)}, nil
 }
+
+// nullString turns "" into NULL.
+func nullString(s string) sql.NullString { return sql.NullString{String: s, Valid: s != ""} }
 
 // Get returns the session with the id.
 func (c *Catalog) Get(ctx context.Context, id string) (catalog.Session, error) {
@@ -251,13 +283,17 @@ func (c *Catalog) Get(ctx context.Context, id string) (catalog.Session, error) {
 }
 
 func (c *Catalog) current(ctx context.Context, id string) (rule.Current, error) {
+	return scanCurrent(c.read.QueryRowContext(ctx, `SELECT `+currentColumns+` FROM uploads WHERE id = ?`, id))
+}
+
+func scanCurrent(row scanner) (rule.Current, error) {
 	var (
 		cur   rule.Current
 		state string
 		size  sql.NullInt64
 	)
-	err := c.read.QueryRowContext(ctx, `SELECT state, committed_offset, size FROM uploads WHERE id = ?`, id).
-		Scan(&state, &cur.Offset, &size)
+	err := row.Scan(&state, &cur.Offset, &size, &cur.HashState, &cur.HashOffset,
+		&cur.SHA256, &cur.Blob, &cur.IsPartial)
 	cur.State = catalog.State(state)
 	if size.Valid {
 		cur.Size = &size.Int64
@@ -266,10 +302,11 @@ func (c *Catalog) current(ctx context.Context, id string) (rule.Current, error) 
 }
 
 // change runs a conditional UPDATE (its WHERE must admit exactly what check
-// allows) through rule.Apply. Parameters: ?1 id, ?2 arg, ?3 clock.
-func (c *Catalog) change(ctx context.Context, action, id, query string, arg any, check rule.Check) error {
+// allows) through rule.Apply. Parameters: ?1 id, ?2 arg, ?3 clock, then
+// extra from ?4.
+func (c *Catalog) change(ctx context.Context, action, id, query string, arg any, check rule.Check, extra ...any) error {
 	update := func(ctx context.Context) (bool, error) {
-		res, err := c.write.ExecContext(ctx, query, id, arg, c.clock())
+		res, err := c.write.ExecContext(ctx, query, append([]any{id, arg, c.clock()}, extra...)...)
 		if err != nil {
 			return false, err
 		}
@@ -294,6 +331,32 @@ func (c *Catalog) SetOffset(ctx context.Context, id string, offset int64) error 
 			AND (size IS NULL OR ?2 <= size)`,
 		offset,
 		func(cur rule.Current) (bool, error) { return rule.SetOffset(cur, offset) })
+}
+
+// CommitOffset records the committed offset and the digest state at it in
+// one statement. SetOffset's WHERE, plus: at the current offset, only a
+// different state is a change.
+func (c *Catalog) CommitOffset(ctx context.Context, id string, offset int64, hashState []byte) error {
+	if !rule.StorableID(id) {
+		return catalog.ErrNotFound
+	}
+	if err := rule.OffsetArg(offset); err != nil {
+		return err
+	}
+	state, hashOffset := rule.HashState(offset, hashState)
+	var stateArg any // NULL, not an empty blob
+	if state != nil {
+		stateArg = state
+	}
+	return c.change(ctx, "committing offset", id, `
+		UPDATE uploads SET committed_offset = ?2, hash_state = ?4, hash_offset = ?5,
+			updated_at = `+bump+`
+		WHERE id = ?1 AND state = 'receiving' AND (size IS NULL OR ?2 <= size)
+			AND (committed_offset < ?2 OR (committed_offset = ?2
+				AND (hash_state IS NOT ?4 OR hash_offset <> ?5)))`,
+		offset,
+		func(cur rule.Current) (bool, error) { return rule.CommitOffset(cur, offset, state, hashOffset) },
+		stateArg, hashOffset)
 }
 
 // DeclareLength fixes the size of a deferred-length session.
@@ -338,7 +401,7 @@ func (c *Catalog) SetState(ctx context.Context, id string, state catalog.State) 
 	return c.change(ctx, "setting state", id, `
 		UPDATE uploads SET state = ?2, updated_at = `+bump+`
 		WHERE id = ?1 AND state <> ?2
-			AND (state = 'receiving' OR (state = 'complete' AND ?2 = 'terminated'))`,
+			AND (state = 'receiving' OR (state = 'complete' AND ?2 = 'terminated' AND blob_sha256 IS NULL))`,
 		string(state),
 		func(cur rule.Current) (bool, error) { return rule.SetState(cur, state) })
 }
@@ -367,7 +430,7 @@ func (c *Catalog) List(ctx context.Context, opts catalog.ListOptions) ([]catalog
 			where, args = append(where, "created_at < ?"), append(args, before)
 		}
 	}
-	query := `SELECT ` + columns + ` FROM uploads`
+	query := `SELECT ` + listColumns + ` FROM uploads`
 	if len(where) > 0 {
 		query += ` WHERE ` + strings.Join(where, " AND ")
 	}

@@ -11,6 +11,7 @@
 package rule
 
 import (
+	"bytes"
 	"context"
 	"errors"
 	"fmt"
@@ -30,6 +31,12 @@ type Current struct {
 	State  catalog.State
 	Offset int64
 	Size   *int64
+
+	HashState  []byte
+	HashOffset int64
+	SHA256     string
+	Blob       string // BlobSHA256
+	IsPartial  bool
 }
 
 // A Check says whether a change to cur should be written (true, nil), is a
@@ -85,6 +92,37 @@ func LengthArg(size int64) error {
 	return nil
 }
 
+// DigestArg checks a SHA-256 digest: 64 lowercase hex digits. The digest
+// is not quoted back: it may be anything a client sent.
+func DigestArg(sha string) error {
+	if !validDigest(sha) {
+		return invalid("sha256 digest must be 64 lowercase hex digits")
+	}
+	return nil
+}
+
+func validDigest(sha string) bool {
+	if len(sha) != 64 {
+		return false
+	}
+	for i := range len(sha) {
+		if c := sha[i]; (c < '0' || c > '9') && (c < 'a' || c > 'f') {
+			return false
+		}
+	}
+	return true
+}
+
+// HashState is what CommitOffset stores for state at offset: nil (with
+// hash offset 0) for no state, so that an empty slice and nil read back
+// the same.
+func HashState(offset int64, state []byte) ([]byte, int64) {
+	if len(state) == 0 {
+		return nil, 0
+	}
+	return state, offset
+}
+
 // StateArg checks a target state given to SetState.
 func StateArg(to catalog.State) error {
 	if to != catalog.StateTerminated && to != catalog.StateFailed {
@@ -119,6 +157,22 @@ func SetOffset(cur Current, offset int64) (bool, error) {
 		return false, nil
 	case offset < cur.Offset:
 		return false, conflict("offset %d is behind committed offset %d", offset, cur.Offset)
+	case cur.Size != nil && offset > *cur.Size:
+		return false, conflict("offset %d is past size %d", offset, *cur.Size)
+	}
+	return true, nil
+}
+
+// CommitOffset judges CommitOffset(offset, state) against cur; state and
+// hashOffset come from HashState.
+func CommitOffset(cur Current, offset int64, state []byte, hashOffset int64) (bool, error) {
+	switch {
+	case cur.State != catalog.StateReceiving:
+		return false, conflict("session is %s", cur.State)
+	case offset < cur.Offset:
+		return false, conflict("offset %d is behind committed offset %d", offset, cur.Offset)
+	case offset == cur.Offset:
+		return !bytes.Equal(cur.HashState, state) || cur.HashOffset != hashOffset, nil
 	case cur.Size != nil && offset > *cur.Size:
 		return false, conflict("offset %d is past size %d", offset, *cur.Size)
 	}
@@ -166,10 +220,48 @@ func SetState(cur Current, to catalog.State) (bool, error) {
 		return false, nil
 	case cur.State == catalog.StateReceiving:
 		return true, nil
+	case cur.State == catalog.StateComplete && to == catalog.StateTerminated && cur.Blob != "":
+		return false, conflict("session references a blob: release it instead")
 	case cur.State == catalog.StateComplete && to == catalog.StateTerminated:
 		return true, nil
 	}
 	return false, conflict("session is %s and cannot become %s", cur.State, to)
+}
+
+// Finalize judges Finalize(size, sha) against cur: true links the session
+// to a blob; false without an error means it is complete with this digest
+// already, and the caller returns its blob.
+func Finalize(cur Current, size int64, sha string) (bool, error) {
+	switch {
+	case cur.State == catalog.StateComplete && cur.SHA256 == sha && cur.Offset == size:
+		return false, nil
+	case cur.State == catalog.StateComplete && cur.SHA256 != "":
+		return false, conflict("session is complete with another digest or size")
+	case cur.IsPartial:
+		return false, conflict("a partial upload is not linked to a blob")
+	case cur.State == catalog.StateComplete:
+		// Completed without a digest: link it now, at its final offset.
+		if size != cur.Offset {
+			return false, conflict("session is complete at offset %d", cur.Offset)
+		}
+		return true, nil
+	}
+	if _, err := Complete(cur, size); err != nil {
+		return false, err
+	}
+	return true, nil
+}
+
+// Release judges Release against cur: SetState(terminated)'s rules, blob
+// or not.
+func Release(cur Current) (bool, error) {
+	switch cur.State {
+	case catalog.StateTerminated:
+		return false, nil
+	case catalog.StateReceiving, catalog.StateComplete:
+		return true, nil
+	}
+	return false, conflict("session is %s and cannot become %s", cur.State, catalog.StateTerminated)
 }
 
 // Timestamp is how both catalogs keep a time: microseconds, UTC.
@@ -179,6 +271,38 @@ func Timestamp(t time.Time) time.Time { return t.Truncate(time.Microsecond).UTC(
 // validates it. Times left zero stay zero, for the catalog to set from its
 // own clock.
 func Create(s catalog.Session) (catalog.Session, error) {
+	if s.HashState != nil || s.HashOffset != 0 || s.SHA256 != "" || s.BlobSHA256 != "" {
+		return catalog.Session{}, invalid("digest fields are written by CommitOffset, Finalize and CreateDeduped, not Create")
+	}
+	return defaults(s)
+}
+
+// CreateDeduped is Create for a session created complete on the blob sha:
+// it checks what CreateDeduped documents and fills in the completion.
+func CreateDeduped(s catalog.Session, sha string) (catalog.Session, error) {
+	if err := DigestArg(sha); err != nil {
+		return catalog.Session{}, err
+	}
+	switch {
+	case s.Size == nil:
+		return catalog.Session{}, invalid("deduplicated session needs a declared size")
+	case s.State != "" && s.State != catalog.StateComplete:
+		return catalog.Session{}, invalid("deduplicated session cannot be %s", s.State)
+	case s.Offset != 0 && s.Offset != *s.Size:
+		return catalog.Session{}, invalid("deduplicated session has offset %d, not its size %d", s.Offset, *s.Size)
+	case s.IsPartial || s.IsFinal:
+		return catalog.Session{}, invalid("deduplicated session cannot be partial or final")
+	}
+	s.State, s.Offset = catalog.StateComplete, *s.Size
+	s, err := Create(s)
+	if err != nil {
+		return catalog.Session{}, err
+	}
+	s.SHA256, s.BlobSHA256 = sha, sha
+	return s, nil
+}
+
+func defaults(s catalog.Session) (catalog.Session, error) {
 	if s.State == "" {
 		s.State = catalog.StateReceiving
 	}
@@ -227,10 +351,25 @@ func Loaded(s *catalog.Session) {
 	}
 }
 
+// LoadedBlob gives a blob read from a database the shape callers are
+// promised, as Loaded does for sessions.
+func LoadedBlob(b *catalog.Blob) {
+	if b.Storage == nil {
+		b.Storage = map[string]string{}
+	}
+	b.CreatedAt = b.CreatedAt.UTC()
+}
+
 // StorableID reports whether a session could have id: Create refuses ids
 // that are empty, not UTF-8 or contain NUL (Session.Validate), so for any
 // other id every lookup is simply ErrNotFound — never a driver error about
 // encoding, which a client could trigger with a crafted URL.
 func StorableID(id string) bool {
-	return id != "" && utf8.ValidString(id) && !strings.ContainsRune(id, 0)
+	return id != "" && Storable(id)
+}
+
+// Storable reports whether a text column could hold v (owners, ids): the
+// same reasoning as StorableID, for values that may be empty.
+func Storable(v string) bool {
+	return utf8.ValidString(v) && !strings.ContainsRune(v, 0)
 }

@@ -3,6 +3,7 @@ package rule
 import (
 	"context"
 	"errors"
+	"strings"
 	"testing"
 
 	"github.com/intake-dev/intake/pkg/catalog"
@@ -39,6 +40,10 @@ func judge(t *testing.T, apply_ bool, err error) verdict {
 
 func size(n int64) *int64 { return &n }
 
+func cur(state catalog.State, offset int64, size *int64) Current {
+	return Current{State: state, Offset: offset, Size: size}
+}
+
 var (
 	receiving  = catalog.StateReceiving
 	complete   = catalog.StateComplete
@@ -53,15 +58,15 @@ func TestSetOffset(t *testing.T) {
 		offset int64
 		want   verdict
 	}{
-		{Current{receiving, 10, size(100)}, 11, apply},
-		{Current{receiving, 10, size(100)}, 100, apply},
-		{Current{receiving, 10, size(100)}, 10, noop},
-		{Current{receiving, 10, size(100)}, 9, refuse},
-		{Current{receiving, 10, size(100)}, 101, refuse},
-		{Current{receiving, 10, nil}, 1 << 50, apply},
-		{Current{complete, 100, size(100)}, 100, refuse},
-		{Current{terminated, 10, size(100)}, 10, refuse},
-		{Current{failed, 10, size(100)}, 20, refuse},
+		{cur(receiving, 10, size(100)), 11, apply},
+		{cur(receiving, 10, size(100)), 100, apply},
+		{cur(receiving, 10, size(100)), 10, noop},
+		{cur(receiving, 10, size(100)), 9, refuse},
+		{cur(receiving, 10, size(100)), 101, refuse},
+		{cur(receiving, 10, nil), 1 << 50, apply},
+		{cur(complete, 100, size(100)), 100, refuse},
+		{cur(terminated, 10, size(100)), 10, refuse},
+		{cur(failed, 10, size(100)), 20, refuse},
 	}
 	for _, tt := range tests {
 		ok, err := SetOffset(tt.cur, tt.offset)
@@ -78,14 +83,14 @@ func TestDeclareLength(t *testing.T) {
 		size int64
 		want verdict
 	}{
-		{Current{receiving, 10, nil}, 10, apply},
-		{Current{receiving, 10, nil}, 11, apply},
-		{Current{receiving, 10, nil}, 9, refuse},
-		{Current{receiving, 10, size(20)}, 20, noop},
-		{Current{receiving, 10, size(20)}, 21, refuse},
-		{Current{complete, 20, size(20)}, 20, noop},
-		{Current{terminated, 0, nil}, 5, refuse},
-		{Current{failed, 0, nil}, 5, refuse},
+		{cur(receiving, 10, nil), 10, apply},
+		{cur(receiving, 10, nil), 11, apply},
+		{cur(receiving, 10, nil), 9, refuse},
+		{cur(receiving, 10, size(20)), 20, noop},
+		{cur(receiving, 10, size(20)), 21, refuse},
+		{cur(complete, 20, size(20)), 20, noop},
+		{cur(terminated, 0, nil), 5, refuse},
+		{cur(failed, 0, nil), 5, refuse},
 	}
 	for _, tt := range tests {
 		ok, err := DeclareLength(tt.cur, tt.size)
@@ -102,14 +107,14 @@ func TestComplete(t *testing.T) {
 		offset int64
 		want   verdict
 	}{
-		{Current{receiving, 10, size(20)}, 20, apply},
-		{Current{receiving, 0, size(0)}, 0, apply},
-		{Current{receiving, 10, size(20)}, 19, refuse},
-		{Current{receiving, 10, nil}, 10, refuse},
-		{Current{complete, 20, size(20)}, 20, noop},
-		{Current{complete, 20, size(20)}, 19, refuse},
-		{Current{terminated, 20, size(20)}, 20, refuse},
-		{Current{failed, 20, size(20)}, 20, refuse},
+		{cur(receiving, 10, size(20)), 20, apply},
+		{cur(receiving, 0, size(0)), 0, apply},
+		{cur(receiving, 10, size(20)), 19, refuse},
+		{cur(receiving, 10, nil), 10, refuse},
+		{cur(complete, 20, size(20)), 20, noop},
+		{cur(complete, 20, size(20)), 19, refuse},
+		{cur(terminated, 20, size(20)), 20, refuse},
+		{cur(failed, 20, size(20)), 20, refuse},
 	}
 	for _, tt := range tests {
 		ok, err := Complete(tt.cur, tt.offset)
@@ -146,6 +151,181 @@ func TestSetState(t *testing.T) {
 	for _, to := range []catalog.State{receiving, complete, "", "bogus"} {
 		if err := StateArg(to); !errors.Is(err, catalog.ErrInvalid) {
 			t.Errorf("StateArg(%q) = %v; want ErrInvalid", to, err)
+		}
+	}
+}
+
+func TestCommitOffset(t *testing.T) {
+	t.Parallel()
+	st := []byte("state")
+	hashed := func(c Current, state []byte, at int64) Current { c.HashState, c.HashOffset = state, at; return c }
+	tests := []struct {
+		cur    Current
+		offset int64
+		state  []byte
+		want   verdict
+	}{
+		{cur(receiving, 10, size(100)), 11, st, apply},
+		{cur(receiving, 10, size(100)), 100, nil, apply},
+		{cur(receiving, 10, size(100)), 9, st, refuse},
+		{cur(receiving, 10, size(100)), 101, st, refuse},
+		{cur(receiving, 10, nil), 1 << 50, st, apply},
+		// The current offset: a no-op only with the stored state at it.
+		{hashed(cur(receiving, 10, size(100)), st, 10), 10, st, noop},
+		{hashed(cur(receiving, 10, size(100)), st, 10), 10, []byte("other"), apply},
+		{hashed(cur(receiving, 10, size(100)), st, 10), 10, nil, apply},
+		{cur(receiving, 10, size(100)), 10, nil, noop},
+		{cur(receiving, 10, size(100)), 10, []byte{}, noop},
+		// SetOffset moved the offset past the state: the same bytes at the
+		// new offset are a new state.
+		{hashed(cur(receiving, 10, size(100)), st, 4), 10, st, apply},
+		{hashed(cur(complete, 100, size(100)), st, 100), 100, st, refuse},
+		{cur(terminated, 10, size(100)), 10, nil, refuse},
+		{cur(failed, 10, size(100)), 20, st, refuse},
+	}
+	for _, tt := range tests {
+		state, at := HashState(tt.offset, tt.state)
+		ok, err := CommitOffset(tt.cur, tt.offset, state, at)
+		if got := judge(t, ok, err); got != tt.want {
+			t.Errorf("CommitOffset(%+v, %d, %q) = %v; want %v", tt.cur, tt.offset, tt.state, got, tt.want)
+		}
+	}
+}
+
+func TestHashState(t *testing.T) {
+	t.Parallel()
+	if s, at := HashState(7, []byte{}); s != nil || at != 0 {
+		t.Errorf("HashState(7, empty) = %v, %d; want nil, 0", s, at)
+	}
+	if s, at := HashState(7, []byte{0}); len(s) != 1 || at != 7 {
+		t.Errorf("HashState(7, [0]) = %v, %d; want [0], 7", s, at)
+	}
+}
+
+const (
+	digestA = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
+	digestB = "e3b0c44298fc1c149afbf4c8996fb92427ae41e4649b934ca495991b7852b855"
+)
+
+func TestDigestArg(t *testing.T) {
+	t.Parallel()
+	if err := DigestArg(digestA); err != nil {
+		t.Errorf("DigestArg(valid) = %v", err)
+	}
+	for _, bad := range []string{"", "abc", strings.ToUpper(digestA), digestA + "0", digestA[:63] + "g", digestA[:63] + "\x00"} {
+		if err := DigestArg(bad); !errors.Is(err, catalog.ErrInvalid) {
+			t.Errorf("DigestArg(%q) = %v; want ErrInvalid", bad, err)
+		}
+	}
+}
+
+func TestFinalize(t *testing.T) {
+	t.Parallel()
+	digested := func(c Current, sha string, partial bool) Current {
+		c.SHA256, c.IsPartial = sha, partial
+		if sha != "" && c.State == complete {
+			c.Blob = sha
+		}
+		return c
+	}
+	tests := []struct {
+		name string
+		cur  Current
+		size int64
+		want verdict
+	}{
+		{"receiving", cur(receiving, 10, size(20)), 20, apply},
+		{"receiving at size", cur(receiving, 20, size(20)), 20, apply},
+		{"empty", cur(receiving, 0, size(0)), 0, apply},
+		{"other size", cur(receiving, 10, size(20)), 19, refuse},
+		{"deferred", cur(receiving, 10, nil), 10, refuse},
+		{"partial", digested(cur(receiving, 20, size(20)), "", true), 20, refuse},
+		{"complete partial", digested(cur(complete, 20, size(20)), "", true), 20, refuse},
+		{"complete without digest", cur(complete, 20, size(20)), 20, apply},
+		{"complete without digest, other size", cur(complete, 20, size(20)), 21, refuse},
+		{"retry", digested(cur(complete, 20, size(20)), digestA, false), 20, noop},
+		{"retry, other size", digested(cur(complete, 20, size(20)), digestA, false), 21, refuse},
+		{"other digest", digested(cur(complete, 20, size(20)), digestB, false), 20, refuse},
+		{"released", digested(cur(terminated, 20, size(20)), digestA, false), 20, refuse},
+		{"terminated", cur(terminated, 20, size(20)), 20, refuse},
+		{"failed", cur(failed, 20, size(20)), 20, refuse},
+	}
+	for _, tt := range tests {
+		ok, err := Finalize(tt.cur, tt.size, digestA)
+		if got := judge(t, ok, err); got != tt.want {
+			t.Errorf("%s: Finalize(%+v, %d) = %v; want %v", tt.name, tt.cur, tt.size, got, tt.want)
+		}
+	}
+}
+
+func TestRelease(t *testing.T) {
+	t.Parallel()
+	linked := cur(complete, 5, size(5))
+	linked.SHA256, linked.Blob = digestA, digestA
+	tests := []struct {
+		cur  Current
+		want verdict
+	}{
+		{linked, apply},
+		{cur(complete, 5, size(5)), apply},
+		{cur(receiving, 1, size(5)), apply},
+		{cur(terminated, 5, size(5)), noop},
+		{cur(failed, 5, size(5)), refuse},
+	}
+	for _, tt := range tests {
+		ok, err := Release(tt.cur)
+		if got := judge(t, ok, err); got != tt.want {
+			t.Errorf("Release(%+v) = %v; want %v", tt.cur, got, tt.want)
+		}
+	}
+	// SetState must not drop a reference behind the count's back.
+	ok, err := SetState(linked, terminated)
+	if got := judge(t, ok, err); got != refuse {
+		t.Errorf("SetState(terminated) on a session with a blob = %v; want refuse", got)
+	}
+}
+
+func TestCreateDigestFields(t *testing.T) {
+	t.Parallel()
+	for _, s := range []catalog.Session{
+		{ID: "a", HashState: []byte{1}},
+		{ID: "a", HashOffset: 1, Offset: 1},
+		{ID: "a", SHA256: digestA},
+		{ID: "a", BlobSHA256: digestA},
+	} {
+		if _, err := Create(s); !errors.Is(err, catalog.ErrInvalid) {
+			t.Errorf("Create(%+v) = %v; want ErrInvalid", s, err)
+		}
+	}
+}
+
+func TestCreateDeduped(t *testing.T) {
+	t.Parallel()
+	got, err := CreateDeduped(catalog.Session{ID: "a", Size: size(5)}, digestA)
+	if err != nil {
+		t.Fatalf("CreateDeduped = %v", err)
+	}
+	if got.State != complete || got.Offset != 5 || got.SHA256 != digestA || got.BlobSHA256 != digestA || got.Metadata == nil {
+		t.Errorf("CreateDeduped = %+v; want complete at 5 on the blob, defaults filled in", got)
+	}
+	if _, err := CreateDeduped(catalog.Session{ID: "a", Size: size(5), State: complete, Offset: 5}, digestA); err != nil {
+		t.Errorf("CreateDeduped(complete at its size) = %v; want nil", err)
+	}
+	for _, tt := range []struct {
+		s   catalog.Session
+		sha string
+	}{
+		{catalog.Session{ID: "a", Size: size(5)}, "nothex"},
+		{catalog.Session{ID: "a"}, digestA},
+		{catalog.Session{ID: "a", Size: size(5), State: receiving}, digestA},
+		{catalog.Session{ID: "a", Size: size(5), Offset: 3}, digestA},
+		{catalog.Session{ID: "a", Size: size(5), IsPartial: true}, digestA},
+		{catalog.Session{ID: "a", Size: size(5), IsFinal: true, PartialIDs: []string{"p"}}, digestA},
+		{catalog.Session{ID: "a", Size: size(5), SHA256: digestA}, digestA},
+		{catalog.Session{ID: "", Size: size(5)}, digestA},
+	} {
+		if _, err := CreateDeduped(tt.s, tt.sha); !errors.Is(err, catalog.ErrInvalid) {
+			t.Errorf("CreateDeduped(%+v, %q) = %v; want ErrInvalid", tt.s, tt.sha, err)
 		}
 	}
 }

@@ -1,0 +1,9 @@
+DROP INDEX uploads_blob_sha256_owner_idx;
+ALTER TABLE uploads
+    DROP CONSTRAINT uploads_blob_is_digest,
+    DROP CONSTRAINT uploads_hash_within_offset,
+    DROP COLUMN blob_sha256,
+    DROP COLUMN sha256,
+    DROP COLUMN hash_offset,
+    DROP COLUMN hash_state;
+DROP TABLE blobs;
