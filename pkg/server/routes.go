@@ -35,7 +35,7 @@ func (s *Server) routes() (public, admin http.Handler) {
 		return auth.Middleware(s.verifier, h)
 	}
 
-	tus := authed(protocol.Wrap(s.tus, protocol.Options{Logger: s.log, MaxSize: int64(s.cfg.MaxSize)}))
+	tus := authed(protocol.Wrap(markCreationBody(s.tus), protocol.Options{Logger: s.log, MaxSize: int64(s.cfg.MaxSize)}))
 	prefix := tusPrefix(s.cfg.BasePath)
 	mux.Handle(prefix+"/", http.StripPrefix(prefix, tus))
 	mux.Handle(prefix, http.StripPrefix(prefix, tus))
@@ -64,6 +64,18 @@ func (s *Server) routes() (public, admin http.Handler) {
 	origins := strings.Split(s.cfg.CORSOrigins, ",")
 	policy := cors.New(cors.Options{Origins: origins, AllowCredentials: s.cfg.CORSAllowCredentials, MaxAge: s.cfg.CORSMaxAge})
 	return s.accessLog(policy.Handler(mux)), admin
+}
+
+// markCreationBody tells the store which creations carry upload data, by
+// tusd's own test for it (see storage.WithCreationBody).
+func markCreationBody(next http.Handler) http.Handler {
+	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
+		creation := r.Method == http.MethodPost && r.Header.Get("X-HTTP-Method-Override") == ""
+		if creation && r.Header.Get("Content-Type") == "application/offset+octet-stream" {
+			r = r.WithContext(storage.WithCreationBody(r.Context()))
+		}
+		next.ServeHTTP(w, r)
+	})
 }
 
 func notFound(w http.ResponseWriter, r *http.Request) {
@@ -134,6 +146,7 @@ type UploadView struct {
 	IsPartial    bool              `json:"is_partial,omitempty"`
 	IsFinal      bool              `json:"is_final,omitempty"`
 	PartialIDs   []string          `json:"partial_ids,omitempty"`
+	SHA256       string            `json:"sha256,omitempty"` // recorded when the upload completed
 	URL          string            `json:"url"`
 	CreatedAt    time.Time         `json:"created_at"`
 	UpdatedAt    time.Time         `json:"updated_at"`
@@ -157,6 +170,7 @@ func NewUploadView(sess catalog.Session, basePath string) UploadView {
 		IsPartial:    sess.IsPartial,
 		IsFinal:      sess.IsFinal,
 		PartialIDs:   sess.PartialIDs,
+		SHA256:       sess.SHA256,
 		URL:          strings.TrimSuffix(basePath, "/") + "/" + sess.ID,
 		CreatedAt:    sess.CreatedAt,
 		UpdatedAt:    sess.UpdatedAt,

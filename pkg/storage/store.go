@@ -240,7 +240,7 @@ func (s *Store) NewUpload(ctx context.Context, info handler.FileInfo) (handler.U
 // scope lets this owner know it: no byte is transferred. It returns nil
 // and no error when that does not apply.
 func (s *Store) newDeduped(ctx context.Context, info handler.FileInfo, sum string) (handler.Upload, error) {
-	if s.opts.DedupScope == DedupOff || info.SizeIsDeferred || info.IsPartial || info.IsFinal {
+	if s.opts.DedupScope == DedupOff || info.SizeIsDeferred || info.IsPartial || info.IsFinal || hasCreationBody(ctx) {
 		return nil, nil
 	}
 	owner := auth.Owner(ctx)
@@ -276,6 +276,23 @@ func (s *Store) newDeduped(ctx context.Context, info handler.FileInfo, sum strin
 	s.opts.Metrics.completed.Inc()
 	s.opts.Metrics.dedupHit("create", size)
 	return &blobUpload{store: s, session: sess}, nil
+}
+
+type creationBodyKey struct{}
+
+// WithCreationBody marks ctx as that of a creation request carrying upload
+// data (creation-with-upload), which is never deduplicated at creation:
+// tusd writes the body into the upload it just created, and one complete
+// on creation refuses any byte (413) — after its session, holding a blob
+// reference, exists under a URL the client is never told. Such an upload
+// is stored normally and deduplicated when it finishes.
+func WithCreationBody(ctx context.Context) context.Context {
+	return context.WithValue(ctx, creationBodyKey{}, true)
+}
+
+func hasCreationBody(ctx context.Context) bool {
+	v, _ := ctx.Value(creationBodyKey{}).(bool)
+	return v
 }
 
 // newID returns a random upload id in the form tusd's stores use.
