@@ -25,6 +25,10 @@ type sourceReader struct {
 	over    error
 	// hash, when set, is fed every byte handed to the backend.
 	hash hash.Hash
+	// flushBehind, when > 0, starts the kernel's writeback of a file
+	// destination every flushBehind bytes (see startWriteback): set when
+	// the PATCH ends with an fsync.
+	flushBehind int64
 }
 
 // Read hashes inline: backends that read in small pieces (tusd's S3 store
@@ -130,7 +134,7 @@ func (s *sourceReader) WriteTo(w io.Writer) (int64, error) {
 // pump reads pieces into buffers from get and writes them to w, handing
 // each buffer to done (with the bytes it holds) after its write.
 func (s *sourceReader) pump(w io.Writer, get func() *[]byte, done func(*[]byte, int)) (int64, error) {
-	var written int64
+	var written, unflushed int64
 	for {
 		b := get()
 		// One read takes what the connection has, up to the buffer: a fast
@@ -142,6 +146,10 @@ func (s *sourceReader) pump(w io.Writer, get func() *[]byte, done func(*[]byte, 
 			if werr != nil {
 				done(b, 0)
 				return written, werr
+			}
+			if unflushed += int64(m); s.flushBehind > 0 && unflushed >= s.flushBehind {
+				startWriteback(w)
+				unflushed = 0
 			}
 		}
 		done(b, n)

@@ -151,6 +151,10 @@ func (s *Store) catalogError(ctx context.Context, op, id string, err error) erro
 	}
 }
 
+// flushBehindBytes is how much of a PATCH body may be dirty in the page
+// cache before its writeback is started (with --file-sync).
+const flushBehindBytes = 8 << 20
+
 // limits returns what the request's token allows (nothing narrowed for
 // anonymous requests).
 func limits(ctx context.Context) hooks.Limits {
@@ -456,6 +460,9 @@ func (u *upload) commitOffset(ctx context.Context, offset int64) error {
 // records the new offset once for the whole request.
 func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (int64, error) {
 	body := &sourceReader{r: src, hash: resumeHash(u.session, offset)}
+	if u.store.opts.Sync != nil {
+		body.flushBehind = flushBehindBytes
+	}
 	if max := limits(ctx).MaxSize; max > 0 && u.session.SizeDeferred() {
 		// A declared size was checked at creation; a deferred one is
 		// stopped where it would pass the token's maximum.
