@@ -30,11 +30,17 @@ type Limits struct {
 type NewUpload struct {
 	Size     int64 // ignored when Deferred
 	Deferred bool
+	// Body is the length of the upload data the creation request carries
+	// (creation-with-upload), 0 when it carries none.
+	Body     int64
 	FileType string // the filetype metadata, "" when absent
 	IsFinal  bool   // a concatenation: its size is the sum of its partials
 	// IsPartial marks a piece of a parallel upload. tus-js-client and Uppy
 	// send partials without metadata; the final upload carries the type.
 	IsPartial bool
+	// Metadata is the decoded Upload-Metadata (nil when there is none);
+	// the server's policy reads it, token limits do not.
+	Metadata map[string]string
 }
 
 // CheckCreate decides whether an upload may be created under limits.
@@ -47,17 +53,24 @@ func CheckCreate(l Limits, u NewUpload) *Refusal {
 		return &Refusal{http.StatusRequestEntityTooLarge, "max_size_exceeded",
 			fmt.Sprintf("the upload is %d bytes; this token allows at most %d", u.Size, l.MaxSize)}
 	}
-	// A final upload needs no type of its own (its partials were checked),
-	// but one it declares must be allowed like any other.
-	if len(l.AllowedTypes) > 0 && !((u.IsFinal || u.IsPartial) && u.FileType == "") && !TypeAllowed(l.AllowedTypes, u.FileType) {
-		declared := u.FileType
-		if declared == "" {
-			declared = "none"
-		}
-		return &Refusal{http.StatusUnsupportedMediaType, "type_not_allowed",
-			fmt.Sprintf("file type %s is not allowed; this token allows %s", declared, strings.Join(l.AllowedTypes, ", "))}
+	return checkType(l.AllowedTypes, u, "this token")
+}
+
+// checkType applies allowed type patterns to the declared filetype; who
+// names whose rule it is in the message. A partial or final upload may
+// declare no type (tus-js-client and Uppy send partials without metadata,
+// and the final upload may carry none either), but a type either declares
+// must be allowed like any other.
+func checkType(patterns []string, u NewUpload, who string) *Refusal {
+	if len(patterns) == 0 || (u.IsFinal || u.IsPartial) && u.FileType == "" || TypeAllowed(patterns, u.FileType) {
+		return nil
 	}
-	return nil
+	declared := u.FileType
+	if declared == "" {
+		declared = "none"
+	}
+	return &Refusal{http.StatusUnsupportedMediaType, "type_not_allowed",
+		fmt.Sprintf("file type %s is not allowed; %s accepts only %s", declared, who, strings.Join(patterns, ", "))}
 }
 
 // CheckLength decides whether a deferred upload may declare (or grow to)

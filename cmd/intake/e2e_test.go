@@ -63,8 +63,17 @@ func freePort(t *testing.T) string {
 // start runs `intake serve` with args and waits until /readyz answers 200.
 func start(t *testing.T, addr string, args ...string) *proc {
 	t.Helper()
+	return startEnv(t, addr, nil, args...)
+}
+
+// startEnv is start with extra environment variables for the process.
+func startEnv(t *testing.T, addr string, env []string, args ...string) *proc {
+	t.Helper()
 	p := &proc{t: t, base: "http://" + addr, log: &bytes.Buffer{}}
 	p.cmd = exec.Command(binary, append([]string{"serve", "--listen", addr}, args...)...)
+	if env != nil {
+		p.cmd.Env = append(os.Environ(), env...)
+	}
 	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
 	if err := p.cmd.Start(); err != nil {
 		t.Fatal(err)

@@ -18,12 +18,17 @@ const (
 	StateTerminated State = "terminated"
 	// StateFailed: the server gave up on the upload (e.g. a digest mismatch).
 	StateFailed State = "failed"
+	// StateRejected: every byte arrived, but policy refused the upload
+	// after the last one (e.g. its sniffed type is not allowed); its bytes
+	// are released. Only Reject moves a session here, and nothing moves it
+	// on.
+	StateRejected State = "rejected"
 )
 
 // Valid reports whether s is one of the known states.
 func (s State) Valid() bool {
 	switch s {
-	case StateReceiving, StateComplete, StateTerminated, StateFailed:
+	case StateReceiving, StateComplete, StateTerminated, StateFailed, StateRejected:
 		return true
 	}
 	return false
@@ -33,20 +38,23 @@ func (s State) Valid() bool {
 func (s State) Terminal() bool { return s != StateReceiving }
 
 var (
-	// ErrNotFound is returned when no session has the requested id, and by
-	// the blob methods when no blob (in scope) has the requested digest.
+	// ErrNotFound is returned when no session has the requested id, by
+	// the blob methods when no blob (in scope) has the requested digest,
+	// and by the outbox methods when no event has the requested id.
 	ErrNotFound = errors.New("upload session not found")
 	// ErrExists is returned by Create and CreateDeduped when the id is taken.
 	ErrExists = errors.New("upload session already exists")
 	// ErrConflict is returned when a change does not fit the session's
 	// current state: an offset that goes backwards or past the size, a length
-	// declared twice, a transition out of a terminal state.
+	// declared twice, a transition out of a terminal state, a delivery
+	// outcome recorded for an event already delivered.
 	ErrConflict = errors.New("upload session state conflict")
 	// ErrInvalid is returned when an argument can never be accepted, whatever
 	// the stored state: a session that breaks its own invariants, a negative
 	// offset or length, a target state SetState does not handle, metadata
 	// that is not valid UTF-8 text, a digest that is not 64 lowercase hex
-	// digits. Callers should map it to a client error.
+	// digits, a malformed media type. Callers should map it to a client
+	// error.
 	ErrInvalid = errors.New("invalid upload session")
 )
 
@@ -86,12 +94,18 @@ type Session struct {
 	HashState  []byte
 	HashOffset int64
 	// SHA256 is the lowercase hex digest of the complete upload; "" until
-	// Finalize or CreateDeduped. Release keeps it.
+	// Finalize or CreateDeduped. Release and Reject keep it.
 	SHA256 string
+	// ContentType is the media type sniffed from the stored bytes at
+	// finalization, "" until SetContentType records it. Finalize and
+	// CreateDeduped fill it in from the blob when the session has none;
+	// Create refuses it.
+	ContentType string
 	// BlobSHA256 names the blob holding this session's bytes: equal to
 	// SHA256 while the session is complete and references the blob, ""
 	// otherwise (partial uploads, sessions completed by Complete, sessions
-	// released). A session never points at a blob that does not exist.
+	// released or rejected). A session never points at a blob that does
+	// not exist.
 	BlobSHA256 string
 
 	// Timestamps are kept with microsecond precision and returned in UTC.
@@ -100,7 +114,7 @@ type Session struct {
 	// as no-ops leave it alone.
 	CreatedAt   time.Time
 	UpdatedAt   time.Time
-	CompletedAt *time.Time // set when State becomes complete
+	CompletedAt *time.Time // set when State becomes complete, then kept
 }
 
 // SizeDeferred reports whether the client has not declared the length yet.
@@ -116,11 +130,85 @@ type Blob struct {
 	// describes that object (as Session.Storage does).
 	UploadID string
 	Storage  map[string]string
+	// ContentType is the sniffed media type, "" until known (see
+	// SetContentType and Finalize).
+	ContentType string
 	// Refs counts the complete sessions that reference the blob. A blob
-	// row exists only while it is referenced: Release deletes it with the
-	// last reference.
+	// row exists only while it is referenced: Release and Reject delete it
+	// with the last reference.
 	Refs      int64
 	CreatedAt time.Time
+}
+
+// Event types written to the outbox. Nothing in the catalog writes
+// EventExpired yet; the schema accepts it for an expiry sweep.
+const (
+	EventCreated    = "upload.created"
+	EventCompleted  = "upload.completed"
+	EventFailed     = "upload.failed"
+	EventRejected   = "upload.rejected"
+	EventTerminated = "upload.terminated"
+	EventExpired    = "upload.expired"
+)
+
+// Event is one row of the transactional outbox: written in the same
+// transaction as the state change it reports, delivered later (at least
+// once) by the webhook dispatcher.
+type Event struct {
+	// ID is 128 random bits in lowercase hex (32 digits): receivers use it
+	// as the idempotency key.
+	ID       string
+	Type     string
+	UploadID string
+	// OccurredAt is the transition's time: the session's UpdatedAt after
+	// the change, so a session's events sort in the order they happened
+	// even within one clock tick.
+	OccurredAt time.Time
+	// Payload is the JSON encoding of a Snapshot of the session (and its
+	// blob) taken in the event's transaction, after the change. It is
+	// returned byte for byte as written.
+	Payload []byte
+	// Delivery bookkeeping. Attempts counts failed attempts as MarkFailed
+	// records them. NextAttemptAt starts at OccurredAt: a new event is due
+	// at once (unless the session was created with a time in the future).
+	Attempts      int
+	NextAttemptAt time.Time
+	LastError     string
+	DeliveredAt   *time.Time
+	// DeadAt is set when delivery was given up (dead-lettered). An event
+	// is never both delivered and dead.
+	DeadAt *time.Time
+}
+
+// Snapshot is what Event.Payload holds: the session as the transition left
+// it. Times are RFC 3339 in UTC; Size and CompletedAt are null while
+// unknown, SHA256 and ContentType "" while unknown; Metadata and Storage
+// are objects, never null. BlobStorage is the blob's Storage while the
+// session references a blob, null otherwise (so after Release or Reject).
+type Snapshot struct {
+	ID          string            `json:"id"`
+	Owner       string            `json:"owner"`
+	Size        *int64            `json:"size"`
+	Offset      int64             `json:"offset"`
+	State       State             `json:"state"`
+	SHA256      string            `json:"sha256"`
+	ContentType string            `json:"content_type"`
+	Metadata    map[string]string `json:"metadata"`
+	Storage     map[string]string `json:"storage"`
+	BlobStorage map[string]string `json:"blob_storage"`
+	CreatedAt   time.Time         `json:"created_at"`
+	CompletedAt *time.Time        `json:"completed_at"`
+}
+
+// EventFilter narrows ListEvents. Failed and Pending exclude each other.
+type EventFilter struct {
+	// Failed lists only dead-lettered events.
+	Failed bool
+	// Pending lists only events not yet delivered nor dead.
+	Pending bool
+	// Limit caps the number of events; 0 means 100, a negative limit is
+	// ErrInvalid.
+	Limit int
 }
 
 // ListOptions narrows List. Zero values mean "no filter".
@@ -149,8 +237,9 @@ type Catalog interface {
 	// zero, UpdatedAt defaults to CreatedAt, and CompletedAt to UpdatedAt for
 	// a session created complete. Returns ErrExists if the id is taken and
 	// ErrInvalid if the session breaks Session.Validate or sets HashState,
-	// HashOffset, SHA256 or BlobSHA256, which only CommitOffset, Finalize
-	// and CreateDeduped write: a plain Create never links a blob.
+	// HashOffset, SHA256, BlobSHA256 or ContentType, which only
+	// CommitOffset, Finalize, CreateDeduped and SetContentType write: a
+	// plain Create never links a blob.
 	Create(ctx context.Context, s Session) error
 	// Get returns the session with the id, or ErrNotFound.
 	Get(ctx context.Context, id string) (Session, error)
@@ -173,11 +262,12 @@ type Catalog interface {
 	Complete(ctx context.Context, id string, offset int64) error
 	// SetState moves a session to a terminal state other than complete
 	// (terminated, failed). Receiving and complete sessions may be
-	// terminated; only receiving ones may fail; leaving terminated or failed
-	// is ErrConflict. Moving a session to the state it is already in is a
-	// no-op success. Any other target state is ErrInvalid. A complete
-	// session that references a blob is ErrConflict here: only Release may
-	// terminate it, so that its reference is dropped and counted.
+	// terminated; only receiving ones may fail; leaving terminated, failed
+	// or rejected is ErrConflict. Moving a session to the state it is
+	// already in is a no-op success. Any other target state (rejected
+	// included: see Reject) is ErrInvalid. A complete session that
+	// references a blob is ErrConflict here: only Release may terminate
+	// it, so that its reference is dropped and counted.
 	SetState(ctx context.Context, id string, state State) error
 	// List returns sessions matching opts, newest first, without HashState
 	// (nil; use Get to resume). Options that make no sense (a negative
@@ -211,7 +301,11 @@ type Catalog interface {
 	// that is already complete with the same digest and size returns its
 	// blob and whether the blob is another upload's object, changing
 	// nothing (idempotent, for retries after a crash); another digest or
-	// size, or a terminated or failed session, is ErrConflict.
+	// size, or a terminated, failed or rejected session, is ErrConflict.
+	//
+	// Session and blob share what either knows of the content type: a new
+	// blob takes the session's, an existing blob without one takes it too,
+	// and a session without one takes the blob's.
 	Finalize(ctx context.Context, id string, size int64, sha256 string) (blob Blob, existed bool, err error)
 	// CreateDeduped inserts s already complete (Offset = *s.Size, SHA256
 	// and BlobSHA256 = sha256) referencing the existing blob sha256, whose
@@ -220,11 +314,13 @@ type Catalog interface {
 	// "" or complete, an Offset of 0 or *s.Size, no digest fields and not
 	// be partial or final (ErrInvalid otherwise). ErrNotFound when no such
 	// blob exists (anymore); ErrConflict on a size mismatch; ErrExists for
-	// a taken id. Nothing is written on error.
+	// a taken id. Nothing is written on error. The session takes the
+	// blob's ContentType.
 	CreateDeduped(ctx context.Context, s Session, sha256 string) error
 	// Release terminates a session and drops its blob reference in one
 	// transaction, with SetState(terminated)'s rules otherwise (receiving
-	// and complete sessions may be released, failed ones are ErrConflict).
+	// and complete sessions may be released, failed and rejected ones are
+	// ErrConflict).
 	// The session keeps SHA256 and loses BlobSHA256. It returns the blob as
 	// it is after the release: when the session held the last reference
 	// the blob row is deleted and returned with Refs 0 and last=true, and
@@ -238,6 +334,77 @@ type Catalog interface {
 	// GetBlob returns the blob with the digest, or ErrNotFound. A digest
 	// that is not 64 lowercase hex digits is ErrInvalid.
 	GetBlob(ctx context.Context, sha256 string) (Blob, error)
+	// SetContentType records the sniffed media type of a session (receiving
+	// or complete) and of its blob if it has one, in one transaction;
+	// Finalize copies a session's content type to a blob it creates, so a
+	// caller that sniffs before Finalize gets the type into the
+	// upload.completed event. contentType must be "type/subtype" with
+	// optional parameters, printable ASCII, at most 255 bytes (ErrInvalid
+	// otherwise); terminated, failed and rejected sessions are ErrConflict.
+	// Recording the type a session already has changes nothing on it (its
+	// blob still takes the type if it differs). It writes no event.
+	SetContentType(ctx context.Context, id, contentType string) error
+	// Reject moves a receiving or complete session to StateRejected
+	// (refused by policy once its bytes are in), dropping a complete
+	// session's blob reference like Release (last=true: the blob row is
+	// gone and the caller deletes the bytes), and writes an upload.rejected
+	// event in the same transaction. A session without a blob returns a
+	// zero Blob and false: its own object is the caller's to delete. The
+	// session keeps its offset, SHA256, CompletedAt and ContentType and
+	// loses BlobSHA256. Rejecting a rejected session is a no-op success
+	// (zero Blob, false); terminated and failed sessions are ErrConflict.
+	// A rejected session is final: no other call changes its state.
+	Reject(ctx context.Context, id string) (blob Blob, last bool, err error)
+
+	// Outbox. Transitions write their events in their own transaction:
+	// Create → upload.created; Finalize (the call that links the session
+	// to a blob) and CreateDeduped → upload.completed; SetState(failed) →
+	// upload.failed; SetState(terminated) and Release → upload.terminated;
+	// Reject → upload.rejected. Complete writes none: a session it
+	// completes reports upload.completed when Finalize links it. No-op
+	// and refused calls write nothing.
+	//
+	// OccurredAt comes from the catalog's clock (see Event), while the
+	// outbox methods take the dispatcher's clock as an argument: instances
+	// sharing a database should keep their clocks in sync.
+
+	// ClaimEvents returns up to limit events due at now (not delivered, not
+	// dead, NextAttemptAt <= now), oldest first (OccurredAt, ID), and leases
+	// them: their NextAttemptAt moves to now+lease, as returned, so no other
+	// dispatcher claims them meanwhile (SKIP LOCKED on PostgreSQL) nor
+	// until the lease runs out (when the claimer crashed). Attempts is left
+	// alone. limit and lease must be positive (ErrInvalid).
+	ClaimEvents(ctx context.Context, now time.Time, limit int, lease time.Duration) ([]Event, error)
+	// MarkDelivered records a successful delivery at at. A dead event that
+	// turns out delivered (its claimer's lease ran out meanwhile) stops
+	// being dead. Marking a delivered event again is a no-op success that
+	// keeps the first time.
+	MarkDelivered(ctx context.Context, id string, at time.Time) error
+	// MarkFailed records a failed attempt: attempts so far (negative is
+	// ErrInvalid), when to try next, the error; dead dead-letters the event
+	// (no more attempts; DeadAt from the catalog's clock). Without dead, an
+	// event already dead stays dead: only RetryEvent revives it. lastErr is
+	// stored as valid UTF-8 without NUL bytes, cut to 1 KiB. A delivered
+	// event is ErrConflict and stays as it is.
+	MarkFailed(ctx context.Context, id string, attempts int, next time.Time, lastErr string, dead bool) error
+	// ListEvents lists events newest first (OccurredAt, ID descending),
+	// narrowed by f; Failed and Pending together, or a negative Limit, are
+	// ErrInvalid.
+	ListEvents(ctx context.Context, f EventFilter) ([]Event, error)
+	// RetryEvent makes a dead or pending event due at now again, resetting
+	// its dead mark (not its attempts nor its last error). ErrNotFound for
+	// an unknown id; ErrConflict for a delivered one. An event that a
+	// dispatcher holds under lease becomes claimable at once, so it may be
+	// delivered twice concurrently: receivers dedup on the id anyway.
+	RetryEvent(ctx context.Context, id string, now time.Time) error
+
+	// OwnerUsage returns the bytes charged to owner's quota: the size of
+	// each complete session (every session, even when its content is stored
+	// once), the declared size of each receiving session (its committed
+	// offset while the length is deferred), nothing for terminated, failed
+	// and rejected ones.
+	OwnerUsage(ctx context.Context, owner string) (int64, error)
+
 	// FindBlob returns the blob with the digest if owner may know of it:
 	// with global, any blob; otherwise only one referenced by a complete
 	// session of owner (released sessions no longer count). ErrNotFound

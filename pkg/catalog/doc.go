@@ -10,6 +10,12 @@
 // is stored once. Reference counts change only in the same transaction as
 // the sessions that hold them.
 //
+// And it is the transactional outbox: every state transition writes the
+// event that reports it (upload.created, upload.completed, ...) in the
+// same transaction as the change, so an event is never lost nor reported
+// for a change that did not happen; the webhook dispatcher claims, delivers
+// and marks them later, at least once.
+//
 // The catalog never holds upload bytes and is never written per chunk of a
 // request: callers update the committed offset once per PATCH, after the
 // store has the bytes.

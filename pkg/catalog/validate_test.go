@@ -24,6 +24,7 @@ func TestSessionValidate(t *testing.T) {
 		{"deferred size with offset", func(s *catalog.Session) { s.Offset = 7 }, true},
 		{"zero size", func(s *catalog.Session) { s.Size = size(0) }, true},
 		{"complete", func(s *catalog.Session) { s.State, s.Size, s.Offset = catalog.StateComplete, size(3), 3 }, true},
+		{"rejected", func(s *catalog.Session) { s.State = catalog.StateRejected }, true},
 		{"final with partials", func(s *catalog.Session) { s.IsFinal, s.PartialIDs = true, []string{"p1", "p2"} }, true},
 		{"unicode metadata", func(s *catalog.Session) { s.Metadata = map[string]string{"名前": "résumé 📄"} }, true},
 		{"equal timestamps", func(s *catalog.Session) { s.CreatedAt, s.UpdatedAt = now, now }, true},

@@ -4,6 +4,7 @@ import (
 	"errors"
 	"fmt"
 	"log/slog"
+	"mime"
 	"net"
 	"net/url"
 	"path/filepath"
@@ -86,6 +87,24 @@ type Config struct {
 	// MaxSize (--max-size) is the largest upload accepted; 0 means no limit.
 	// Defaults to 0.
 	MaxSize ByteSize
+	// MaxMetadataBytes (--max-metadata-bytes) is the largest Upload-Metadata
+	// header accepted, from 1 byte to 1MiB; a larger one gets 431. Defaults
+	// to 4KiB.
+	MaxMetadataBytes ByteSize
+	// QuotaBytes (--quota-bytes) caps what one owner holds: the sizes of
+	// its complete uploads plus the declared sizes of its uploads in
+	// flight; a creation that would pass it gets 413. 0 means no quota.
+	// Defaults to 0.
+	QuotaBytes ByteSize
+	// RequireMetadata (--require-metadata) is a comma-separated list of
+	// Upload-Metadata keys every upload but a partial one must declare with
+	// a value (400 otherwise). Defaults to "" (none).
+	RequireMetadata string
+	// AllowedTypes (--allowed-types) is a comma-separated list of media
+	// types uploads may be: exact (image/png), a whole type (video/*) or
+	// "*". The declared filetype is checked at creation (415). Defaults to
+	// "" (any type).
+	AllowedTypes string
 	// FileSync (--file-sync) fsyncs stored bytes before a PATCH is
 	// acknowledged. Defaults to true.
 	FileSync bool
@@ -143,11 +162,35 @@ type Config struct {
 	// require, at least 16 characters. Without it and without AdminListen
 	// the admin API is not served. Defaults to "" (none).
 	AdminToken string
+	// ReconcileInterval (--reconcile-interval) is how often uploads stored
+	// but never finalized (a crash at the wrong moment) are looked for and
+	// finalized; 0 turns the sweep off. Defaults to 5m.
+	ReconcileInterval time.Duration
 	// LogFormat (--log-format) is "text" or "json". Defaults to "text".
 	LogFormat string
 	// LogLevel (--log-level) is "debug", "info", "warn" or "error". Defaults
 	// to "info".
 	LogLevel string
+
+	// ---- Webhooks (flags in webhook.go) ----
+	// WebhookURL (--webhook-url) receives outbox events as signed JSON
+	// POSTs. Defaults to "" (no webhooks).
+	WebhookURL string
+	// WebhookSecret (--webhook-secret) is the HMAC-SHA256 key of the
+	// Webhook-Signature header, at least 32 bytes; required with
+	// WebhookURL. Defaults to "" (none).
+	WebhookSecret string
+	// WebhookMaxAge (--webhook-max-age) is how long after it occurred an
+	// event is retried before it is dead-lettered. Defaults to 24h.
+	WebhookMaxAge time.Duration
+	// WebhookTimeout (--webhook-timeout) bounds each delivery request, at
+	// most 5m. Defaults to 10s.
+	WebhookTimeout time.Duration
+	// PublicURL (--public-url) is the base URL clients reach intake at,
+	// for the download_url of events. Defaults to "" (http:// and the
+	// listening address; see DownloadBase).
+	PublicURL string
+	// ---- end of webhooks ----
 }
 
 // Default returns the configuration used when nothing is set.
@@ -164,6 +207,7 @@ func Default() Config {
 		S3MaxBufferedParts: 20,
 		S3ConcurrentParts:  10,
 		DownloadURLTTL:     5 * time.Minute,
+		MaxMetadataBytes:   4 << 10,
 		DedupScope:         "owner",
 		Auth:               "none",
 		JWTLeeway:          30 * time.Second,
@@ -174,8 +218,13 @@ func Default() Config {
 		LockTimeout:        20 * time.Second,
 		ShutdownTimeout:    30 * time.Second,
 		Migrate:            true,
+		ReconcileInterval:  5 * time.Minute,
 		LogFormat:          "text",
 		LogLevel:           "info",
+
+		// webhooks
+		WebhookMaxAge:  24 * time.Hour,
+		WebhookTimeout: 10 * time.Second,
 	}
 }
 
@@ -231,6 +280,10 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	boolean(&c.DownloadRedirect, "download-redirect", "answer GET of a completed S3 upload with a 302 to a presigned URL", "false")
 	dur(&c.DownloadURLTTL, "download-url-ttl", "lifetime of a presigned download URL")
 	fs.Var(&c.MaxSize, "max-size", usage("max-size", "largest upload accepted, in bytes or with a unit such as 500MB or 10GiB; 0 means no limit", "0"))
+	fs.Var(&c.MaxMetadataBytes, "max-metadata-bytes", usage("max-metadata-bytes", "largest Upload-Metadata header accepted, up to 1MiB; larger ones get 431", ""))
+	fs.Var(&c.QuotaBytes, "quota-bytes", usage("quota-bytes", "most bytes one owner may hold, stored plus declared sizes of uploads in flight (same units as --max-size); 0 means no quota", "0"))
+	str(&c.RequireMetadata, "require-metadata", "comma-separated Upload-Metadata keys every upload must declare, e.g. filename,filetype", "none")
+	str(&c.AllowedTypes, "allowed-types", "comma-separated media types uploads may declare as filetype: exact (image/png), video/* or *", "any")
 	boolean(&c.FileSync, "file-sync", "fsync stored bytes before acknowledging a PATCH; off risks losing acknowledged bytes on power loss", "")
 	dur(&c.NetworkTimeout, "network-timeout", "close a request that sends or receives no data for this long")
 	dur(&c.LockTimeout, "lock-timeout", "how long a request waits for an upload locked by another request")
@@ -249,8 +302,10 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	dur(&c.CORSMaxAge, "cors-max-age", "how long browsers may cache a CORS preflight")
 	str(&c.AdminListen, "admin-listen", "host:port for /metrics and the admin API, off the public address", "the public address")
 	str(&c.AdminToken, "admin-token", "bearer token the admin endpoints require; prefer the env var", "none")
+	dur(&c.ReconcileInterval, "reconcile-interval", "how often uploads stored but never finalized are looked for and finalized; 0 turns the sweep off")
 	str(&c.LogFormat, "log-format", "log format: text or json", "")
 	str(&c.LogLevel, "log-level", "minimum log level: debug, info, warn or error", "")
+	c.registerWebhookFlags(fs, usage) // webhooks
 }
 
 // flagNames lists the flags RegisterFlags defines. It is derived from
@@ -309,6 +364,23 @@ func (c Config) Validate() error {
 
 	if c.MaxSize < 0 {
 		bad("max-size", "must not be negative; use 0 for no limit or a size such as 10GiB")
+	}
+
+	if c.MaxMetadataBytes < 1 || c.MaxMetadataBytes > maxHeaderBytes {
+		bad("max-metadata-bytes", "is %s; use from 1 byte to 1MiB (Go's HTTP server refuses larger request headers), e.g. 4KiB", c.MaxMetadataBytes)
+	}
+	if c.QuotaBytes < 0 {
+		bad("quota-bytes", "must not be negative; use 0 for no quota or a size such as 50GiB")
+	}
+	for _, k := range c.RequiredMetadataKeys() {
+		if strings.IndexFunc(k, func(r rune) bool { return r <= ' ' || r >= 0x7f }) >= 0 {
+			bad("require-metadata", "key %q is not a metadata key: use visible ASCII without spaces, separated by commas, e.g. filename,filetype", k)
+		}
+	}
+	for _, p := range c.AllowedTypePatterns() {
+		if !validTypePattern(p) {
+			bad("allowed-types", "%q is not a media type pattern; use type/subtype (image/png), type/* (video/*) or *, separated by commas", p)
+		}
 	}
 
 	for _, d := range []struct {
@@ -375,6 +447,10 @@ func (c Config) Validate() error {
 		bad("admin-token", "is shorter than 16 characters; use a long random value")
 	}
 
+	if c.ReconcileInterval < 0 {
+		bad("reconcile-interval", "must not be negative; use 0 to turn the sweep off")
+	}
+
 	if c.LogFormat != "text" && c.LogFormat != "json" {
 		bad("log-format", "is %q; use text or json", c.LogFormat)
 	}
@@ -383,8 +459,44 @@ func (c Config) Validate() error {
 	default:
 		bad("log-level", "is %q; use debug, info, warn or error", c.LogLevel)
 	}
+	c.validateWebhooks(bad) // webhooks
 
 	return errors.Join(errs...)
+}
+
+// maxHeaderBytes is net/http's limit on request headers
+// (http.DefaultMaxHeaderBytes): a longer Upload-Metadata never arrives.
+const maxHeaderBytes = 1 << 20
+
+// RequiredMetadataKeys returns the keys of --require-metadata, without
+// blanks.
+func (c Config) RequiredMetadataKeys() []string { return splitList(c.RequireMetadata) }
+
+// AllowedTypePatterns returns the patterns of --allowed-types, without
+// blanks; none means any type.
+func (c Config) AllowedTypePatterns() []string { return splitList(c.AllowedTypes) }
+
+// splitList splits a comma-separated setting, dropping blank elements so
+// that a trailing comma is harmless.
+func splitList(list string) []string {
+	var out []string
+	for p := range strings.SplitSeq(list, ",") {
+		if p = strings.TrimSpace(p); p != "" {
+			out = append(out, p)
+		}
+	}
+	return out
+}
+
+// validTypePattern reports whether p is a pattern hooks.TypeAllowed
+// understands: "*", "*/*", "type/*" or "type/subtype", without parameters.
+func validTypePattern(p string) bool {
+	if p == "*" || p == "*/*" {
+		return true
+	}
+	mt, params, err := mime.ParseMediaType(p)
+	typ, sub, _ := strings.Cut(mt, "/")
+	return err == nil && len(params) == 0 && !strings.Contains(p, ";") && typ != "*" && sub != ""
 }
 
 // splitOrigins splits a --cors-origins list the way pkg/cors reads it.
@@ -569,6 +681,11 @@ func (c Config) Redacted() Config {
 	if c.AdminToken != "" {
 		c.AdminToken = redactedPassword
 	}
+	// webhooks
+	if c.WebhookSecret != "" {
+		c.WebhookSecret = redactedPassword
+	}
+	c.WebhookURL = redactWebhookURL(c.WebhookURL)
 	return c
 }
 
@@ -630,6 +747,9 @@ func (c Config) LogValue() slog.Value {
 		slog.String("s3_part_size", r.S3PartSize.String()),
 		slog.Bool("download_redirect", r.DownloadRedirect),
 		slog.String("max_size", r.MaxSize.String()),
+		slog.String("quota_bytes", r.QuotaBytes.String()),
+		slog.String("allowed_types", r.AllowedTypes),
+		slog.String("require_metadata", r.RequireMetadata),
 		slog.Bool("file_sync", r.FileSync),
 		slog.Bool("migrate", r.Migrate),
 		slog.String("log_level", r.LogLevel),
@@ -637,5 +757,8 @@ func (c Config) LogValue() slog.Value {
 		slog.String("dedup_scope", r.DedupScope),
 		slog.String("cors_origins", r.CORSOrigins),
 		slog.String("admin_listen", r.AdminListen),
+		// webhooks
+		slog.String("webhook_url", r.WebhookURL),
+		slog.String("public_url", r.PublicURL),
 	)
 }

@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"fmt"
 	"log/slog"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -38,6 +39,15 @@ func TestValidateAccepts(t *testing.T) {
 		{"sqlite url", func(c *config.Config) { c.DatabaseURL = "sqlite://catalog.db" }},
 		{"max size", func(c *config.Config) { c.MaxSize = 10 << 30 }},
 		{"two conns", func(c *config.Config) { c.DBMaxConns = 2 }},
+		{"quota", func(c *config.Config) { c.QuotaBytes = 50 << 30 }},
+		{"smallest metadata cap", func(c *config.Config) { c.MaxMetadataBytes = 1 }},
+		{"largest metadata cap", func(c *config.Config) { c.MaxMetadataBytes = 1 << 20 }},
+		{"required metadata", func(c *config.Config) { c.RequireMetadata = "filename, filetype,project_id," }},
+		{"required metadata with symbols", func(c *config.Config) { c.RequireMetadata = "x-tenant.id" }},
+		{"allowed types", func(c *config.Config) { c.AllowedTypes = "video/*, image/png,application/vnd.ms-excel" }},
+		{"allowed types upper case", func(c *config.Config) { c.AllowedTypes = "Image/PNG" }},
+		{"allowed types any", func(c *config.Config) { c.AllowedTypes = "*" }},
+		{"allowed types any of any", func(c *config.Config) { c.AllowedTypes = "*/*" }},
 		{"json debug", func(c *config.Config) { c.LogFormat, c.LogLevel = "json", "debug" }},
 		{"s3 on aws", s3(nil)},
 		{"s3 with every setting", s3(func(c *config.Config) {
@@ -199,6 +209,26 @@ func TestValidateRejects(t *testing.T) {
 			[]string{"--download-redirect", "INTAKE_DOWNLOAD_REDIRECT", "needs --store s3"}},
 		{"negative max size", func(c *config.Config) { c.MaxSize = -1 },
 			[]string{"--max-size", "use 0 for no limit"}},
+		{"negative quota", func(c *config.Config) { c.QuotaBytes = -1 },
+			[]string{"--quota-bytes", "INTAKE_QUOTA_BYTES", "use 0 for no quota"}},
+		{"zero metadata cap", func(c *config.Config) { c.MaxMetadataBytes = 0 },
+			[]string{"--max-metadata-bytes", "INTAKE_MAX_METADATA_BYTES", "is 0", "e.g. 4KiB"}},
+		{"metadata cap over 1MiB", func(c *config.Config) { c.MaxMetadataBytes = 1<<20 + 1 },
+			[]string{"--max-metadata-bytes", "1MiB"}},
+		{"required metadata with a space", func(c *config.Config) { c.RequireMetadata = "filename,project id" },
+			[]string{"--require-metadata", "INTAKE_REQUIRE_METADATA", `"project id"`, "separated by commas"}},
+		{"required metadata not ascii", func(c *config.Config) { c.RequireMetadata = "dateiname,größe" },
+			[]string{"--require-metadata", `"größe"`}},
+		{"allowed type without subtype", func(c *config.Config) { c.AllowedTypes = "image" },
+			[]string{"--allowed-types", "INTAKE_ALLOWED_TYPES", `"image" is not a media type pattern`, "video/*"}},
+		{"allowed type with wildcard type", func(c *config.Config) { c.AllowedTypes = "image/*,*/png" },
+			[]string{"--allowed-types", `"*/png"`}},
+		{"allowed type with parameters", func(c *config.Config) { c.AllowedTypes = "text/plain; charset=utf-8" },
+			[]string{"--allowed-types", "text/plain; charset=utf-8"}},
+		{"allowed type extension", func(c *config.Config) { c.AllowedTypes = ".png" },
+			[]string{"--allowed-types", `".png"`}},
+		{"allowed types space separated", func(c *config.Config) { c.AllowedTypes = "image/png image/jpeg" },
+			[]string{"--allowed-types", "separated by commas"}},
 		{"zero network timeout", func(c *config.Config) { c.NetworkTimeout = 0 },
 			[]string{"--network-timeout", "INTAKE_NETWORK_TIMEOUT", "greater than zero"}},
 		{"negative lock timeout", func(c *config.Config) { c.LockTimeout = -time.Second },
@@ -418,6 +448,24 @@ func TestCatalogSelection(t *testing.T) {
 				t.Errorf("SQLitePath() = %q; want %q", got, tt.wantSQLite)
 			}
 		})
+	}
+}
+
+func TestPolicyLists(t *testing.T) {
+	t.Parallel()
+	c := config.Default()
+	if got := c.RequiredMetadataKeys(); got != nil {
+		t.Errorf("default RequiredMetadataKeys() = %q; want none", got)
+	}
+	if got := c.AllowedTypePatterns(); got != nil {
+		t.Errorf("default AllowedTypePatterns() = %q; want none (any type)", got)
+	}
+	c.RequireMetadata, c.AllowedTypes = " filename ,, project ,", "video/*, image/png"
+	if got, want := c.RequiredMetadataKeys(), []string{"filename", "project"}; !slices.Equal(got, want) {
+		t.Errorf("RequiredMetadataKeys() = %q; want %q", got, want)
+	}
+	if got, want := c.AllowedTypePatterns(), []string{"video/*", "image/png"}; !slices.Equal(got, want) {
+		t.Errorf("AllowedTypePatterns() = %q; want %q", got, want)
 	}
 }
 

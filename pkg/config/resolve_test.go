@@ -94,8 +94,19 @@ func TestResolvePrecedence(t *testing.T) {
 			func(c config.Config) any { return c.DownloadURLTTL }, time.Second, 2 * time.Minute, 3 * time.Hour},
 		{"max-size", "1KiB", "2MB", "3GiB",
 			func(c config.Config) any { return c.MaxSize }, config.ByteSize(1024), config.ByteSize(2_000_000), config.ByteSize(3 << 30)},
+		{"max-metadata-bytes", "1KiB", "2048", "8KiB",
+			func(c config.Config) any { return c.MaxMetadataBytes }, config.ByteSize(1024), config.ByteSize(2048), config.ByteSize(8 << 10)},
+		{"quota-bytes", "1GiB", "2GB", "3TiB",
+			func(c config.Config) any { return c.QuotaBytes }, config.ByteSize(1 << 30), config.ByteSize(2_000_000_000), config.ByteSize(3 << 40)},
+		{"require-metadata", "filename", "filename,project", "filetype",
+			func(c config.Config) any { return c.RequireMetadata }, "filename", "filename,project", "filetype"},
+		// A "*" must survive the env var and the file as written.
+		{"allowed-types", "image/png", "video/*,image/*", "*",
+			func(c config.Config) any { return c.AllowedTypes }, "image/png", "video/*,image/*", "*"},
 		{"file-sync", "false", "true", "false",
 			func(c config.Config) any { return c.FileSync }, false, true, false},
+		{"reconcile-interval", "1s", "2m", "0s",
+			func(c config.Config) any { return c.ReconcileInterval }, time.Second, 2 * time.Minute, time.Duration(0)},
 		{"dedup-scope", "global", "off", "owner",
 			func(c config.Config) any { return c.DedupScope }, "global", "off", "owner"},
 		{"network-timeout", "1s", "2m", "3h",
@@ -135,6 +146,17 @@ func TestResolvePrecedence(t *testing.T) {
 			func(c config.Config) any { return c.LogFormat }, "json", "env", "from-file"},
 		{"log-level", "debug", "env", "from-file",
 			func(c config.Config) any { return c.LogLevel }, "debug", "env", "from-file"},
+		// webhooks
+		{"webhook-url", "https://flag.example.com/h", "https://env.example.com/h?token=a,b", "http://127.0.0.1:9/file",
+			func(c config.Config) any { return c.WebhookURL }, "https://flag.example.com/h", "https://env.example.com/h?token=a,b", "http://127.0.0.1:9/file"},
+		{"webhook-secret", "flag-secret", "env-secret", "file-secret",
+			func(c config.Config) any { return c.WebhookSecret }, "flag-secret", "env-secret", "file-secret"},
+		{"webhook-max-age", "1s", "2m", "3h",
+			func(c config.Config) any { return c.WebhookMaxAge }, time.Second, 2 * time.Minute, 3 * time.Hour},
+		{"webhook-timeout", "1s", "2m", "3m",
+			func(c config.Config) any { return c.WebhookTimeout }, time.Second, 2 * time.Minute, 3 * time.Minute},
+		{"public-url", "https://flag.example.com", "https://env.example.com/up", "http://file.example.com:8080",
+			func(c config.Config) any { return c.PublicURL }, "https://flag.example.com", "https://env.example.com/up", "http://file.example.com:8080"},
 	}
 
 	// A setting added to RegisterFlags without a row here fails the test.

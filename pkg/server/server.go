@@ -27,6 +27,7 @@ import (
 	"github.com/intake-dev/intake/pkg/config"
 	"github.com/intake-dev/intake/pkg/logging"
 	"github.com/intake-dev/intake/pkg/storage"
+	"github.com/intake-dev/intake/pkg/webhook"
 )
 
 // Server is one assembled intake instance.
@@ -41,8 +42,12 @@ type Server struct {
 	drainer  *drainer
 	metrics  *storage.Metrics
 	verifier *auth.Verifier // nil with --auth none
-	adminLn  net.Listener   // nil without --admin-listen
+	store    *storage.Store
+	locker   handler.Locker
+	adminLn  net.Listener // nil without --admin-listen
 	admin    http.Handler
+
+	webhookMetrics *webhook.Metrics // nil without --webhook-url (see webhook.go)
 }
 
 // Option adjusts how New assembles the server beyond what Config says;
@@ -92,7 +97,15 @@ func assemble(ctx context.Context, cfg config.Config, log *slog.Logger, cat Cata
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
 
-	opts := storage.Options{Logger: log, Metrics: storage.NewMetrics(reg), DedupScope: storage.DedupScope(cfg.DedupScope)}
+	policy := newPolicy(cfg, cat)
+	opts := storage.Options{
+		Logger:       log,
+		Metrics:      storage.NewMetrics(reg),
+		DedupScope:   storage.DedupScope(cfg.DedupScope),
+		AllowedTypes: cfg.AllowedTypePatterns(),
+		Policy:       policy,
+		Fault:        testFault(),
+	}
 	backend, storageCheck, err := newBackend(ctx, cfg, log, reg, o, &opts)
 	if err != nil {
 		return nil, err
@@ -101,7 +114,8 @@ func assemble(ctx context.Context, cfg config.Config, log *slog.Logger, cat Cata
 
 	composer := handler.NewStoreComposer()
 	store.UseIn(composer)
-	memorylocker.New().UseIn(composer)
+	locker := memorylocker.New()
+	locker.UseIn(composer)
 
 	tus, err := handler.NewHandler(handler.Config{
 		BasePath:                cfg.BasePath,
@@ -114,7 +128,7 @@ func assemble(ctx context.Context, cfg config.Config, log *slog.Logger, cat Cata
 		// CORS is answered by pkg/cors in front of everything, so that
 		// intake's own refusals carry CORS headers too.
 		Cors:                    &handler.CorsConfig{Disable: true},
-		PreUploadCreateCallback: preCreate,
+		PreUploadCreateCallback: preCreate(policy, log),
 	})
 	if err != nil {
 		return nil, fmt.Errorf("creating tus handler: %w", err)
@@ -151,40 +165,121 @@ func assemble(ctx context.Context, cfg config.Config, log *slog.Logger, cat Cata
 		drainer:  newDrainer(),
 		verifier: verifier,
 		adminLn:  adminLn,
+		store:    store,
+		locker:   locker,
 		checks: map[string]func(context.Context) error{
 			"database": cat.Ping,
 			"storage":  storageCheck,
 		},
 	}
+	s.webhookMetrics = newWebhookMetrics(cfg, reg) // webhooks
 	s.handler, s.admin = s.routes()
 	return s, nil
 }
 
-// preCreate applies the request's token limits before tusd creates
-// anything.
-func preCreate(hook handler.HookEvent) (handler.HTTPResponse, handler.FileInfoChanges, error) {
-	c, ok := auth.ClaimsFrom(hook.Context)
-	if !ok {
-		return handler.HTTPResponse{}, handler.FileInfoChanges{}, nil
+// testFault returns the crash hook named by INTAKE_TEST_FAULT: the process
+// exits (status 86) at that point, as a crash would. For the process tests
+// of crash recovery only; unset in every real deployment.
+func testFault() func(string) {
+	point := os.Getenv("INTAKE_TEST_FAULT")
+	if point == "" {
+		return nil
 	}
-	up := hook.Upload
-	limits := hooks.Limits{MaxSize: c.MaxSize, AllowedTypes: c.AllowedTypes, UploadID: c.UploadID}
-	r := hooks.CheckCreate(limits,
-		hooks.NewUpload{Size: up.Size, Deferred: up.SizeIsDeferred, FileType: up.MetaData["filetype"], IsFinal: up.IsFinal, IsPartial: up.IsPartial},
-	)
-	// A deferred creation-with-upload whose body is over the maximum: tusd
-	// would create the upload, then fail the body with 413 and no Location,
-	// leaving an upload the client cannot know (pkg/protocol does the same
-	// for --max-size).
-	if h := hook.HTTPRequest.Header; r == nil && up.SizeIsDeferred && h.Get("Content-Type") == "application/offset+octet-stream" {
-		if n, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64); err == nil {
-			r = hooks.CheckLength(limits, n)
+	return func(p string) {
+		if p == point {
+			os.Exit(86)
 		}
 	}
-	if r != nil {
-		return handler.HTTPResponse{}, handler.FileInfoChanges{}, storage.RefusalError(r)
+}
+
+// reconcileLoop sweeps for uploads stored but never finalized (see
+// storage.Store.Reconcile) every interval until ctx ends, starting soon
+// after start so that a crash before the restart is repaired promptly.
+func (s *Server) reconcileLoop(ctx context.Context, interval time.Duration) {
+	lock := func(ctx context.Context, id string) (func(), error) {
+		l, err := s.locker.NewLock(id)
+		if err != nil {
+			return nil, err
+		}
+		lctx, cancel := context.WithTimeout(ctx, time.Second)
+		defer cancel()
+		if err := l.Lock(lctx, func() {}); err != nil {
+			return nil, err
+		}
+		return func() { _ = l.Unlock() }, nil
 	}
-	return handler.HTTPResponse{}, handler.FileInfoChanges{}, nil
+	t := time.NewTimer(min(interval, 10*time.Second))
+	defer t.Stop()
+	for {
+		select {
+		case <-ctx.Done():
+			return
+		case <-t.C:
+		}
+		n, err := s.store.Reconcile(ctx, lock, interval, time.Now())
+		if err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "reconciler sweep failed", "error", err)
+		}
+		if n > 0 {
+			s.log.InfoContext(ctx, "reconciler finalized uploads", "count", n)
+		}
+		t.Reset(interval)
+	}
+}
+
+// newPolicy is the server's pre-create policy from cfg, with owners'
+// usage read from the catalog.
+func newPolicy(cfg config.Config, cat Catalog) hooks.Policy {
+	return hooks.Policy{
+		AllowedTypes:     cfg.AllowedTypePatterns(),
+		RequiredMetadata: cfg.RequiredMetadataKeys(),
+		QuotaBytes:       int64(cfg.QuotaBytes),
+		Usage:            cat,
+	}
+}
+
+// preCreate returns tusd's pre-create callback: before anything is created
+// it applies the request's token limits, then the server's policy, and
+// replaces an unsafe filename (keeping the declared one beside it).
+func preCreate(policy hooks.Policy, log *slog.Logger) func(handler.HookEvent) (handler.HTTPResponse, handler.FileInfoChanges, error) {
+	return func(hook handler.HookEvent) (handler.HTTPResponse, handler.FileInfoChanges, error) {
+		ctx := hook.Context
+		up := hook.Upload
+		u := hooks.NewUpload{
+			Size: up.Size, Deferred: up.SizeIsDeferred, FileType: up.MetaData["filetype"],
+			IsFinal: up.IsFinal, IsPartial: up.IsPartial, Metadata: up.MetaData,
+		}
+		if h := hook.HTTPRequest.Header; h.Get("Content-Type") == "application/offset+octet-stream" {
+			if n, err := strconv.ParseInt(h.Get("Content-Length"), 10, 64); err == nil && n > 0 {
+				u.Body = n
+			}
+		}
+
+		var r *hooks.Refusal
+		if c, ok := auth.ClaimsFrom(ctx); ok {
+			limits := hooks.Limits{MaxSize: c.MaxSize, AllowedTypes: c.AllowedTypes, UploadID: c.UploadID}
+			r = hooks.CheckCreate(limits, u)
+			// A deferred creation-with-upload whose body is over the
+			// maximum: tusd would create the upload, then fail the body
+			// with 413 and no Location, leaving an upload the client cannot
+			// know (pkg/protocol does the same for --max-size).
+			if r == nil && u.Deferred {
+				r = hooks.CheckLength(limits, u.Body)
+			}
+		}
+		if r == nil {
+			var err error
+			if r, err = policy.CheckCreate(ctx, auth.Owner(ctx), u); err != nil {
+				log.ErrorContext(ctx, "checking upload policy", "error", err)
+				return handler.HTTPResponse{}, handler.FileInfoChanges{}, storage.ErrCatalogUnavailable
+			}
+		}
+		if r != nil {
+			return handler.HTTPResponse{}, handler.FileInfoChanges{}, storage.RefusalError(r)
+		}
+		// nil MetaData leaves tusd's as declared.
+		return handler.HTTPResponse{}, handler.FileInfoChanges{MetaData: hooks.SanitizeMetadata(up.MetaData)}, nil
+	}
 }
 
 // AdminAddr is the address of the admin listener, or nil without
@@ -256,6 +351,15 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 
 	errc := make(chan error, 2)
 	go func() { errc <- srv.Serve(ln) }()
+	sweepCtx, stopSweep := context.WithCancel(context.WithoutCancel(ctx))
+	sweepDone := make(chan struct{})
+	go func() {
+		defer close(sweepDone)
+		if s.cfg.ReconcileInterval > 0 {
+			s.reconcileLoop(sweepCtx, s.cfg.ReconcileInterval)
+		}
+	}()
+	defer func() { stopSweep(); <-sweepDone }()
 	s.log.InfoContext(ctx, "intake listening", "addr", ln.Addr().String(), "base_path", s.cfg.BasePath)
 	var adminSrv *http.Server
 	if s.adminLn != nil {
@@ -263,6 +367,10 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 		go func() { errc <- adminSrv.Serve(s.adminLn) }()
 		s.log.InfoContext(ctx, "admin endpoints listening", "addr", s.adminLn.Addr().String())
 	}
+	// Webhooks: the dispatcher stops with ctx, alongside the HTTP
+	// shutdown, and Serve waits for it, so it is done before Close.
+	stopWebhooks := s.startWebhooks(ctx, ln.Addr())
+	defer stopWebhooks()
 
 	select {
 	case err := <-errc:

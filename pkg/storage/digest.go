@@ -124,8 +124,21 @@ func (u *upload) finalize(ctx context.Context, size int64) error {
 		u.store.opts.Metrics.digestMismatches.Inc()
 		return ErrChecksumMismatch
 	}
+	// The real type, from the stored bytes; recorded before the session
+	// completes so that the completion event carries it.
+	sniffed, err := u.sniff(ctx)
+	if err != nil {
+		return err
+	}
 	cctx, cancel := u.store.commitCtx(ctx)
 	defer cancel()
+	if !u.store.typeAllowed(sniffed) {
+		return u.reject(ctx, sniffed)
+	}
+	if err := u.store.sessions.SetContentType(cctx, u.session.ID, sniffed); err != nil {
+		return u.store.catalogError(ctx, "set_content_type", u.session.ID, err)
+	}
+	u.session.ContentType = sniffed
 	blob, existed, err := u.store.sessions.Finalize(cctx, u.session.ID, size, sum)
 	if err != nil {
 		return u.store.catalogError(ctx, "finalize", u.session.ID, err)
@@ -145,6 +158,24 @@ func (u *upload) finalize(ctx context.Context, size int64) error {
 		}
 	}
 	return nil
+}
+
+// reject refuses a finished upload by policy: its bytes are deleted and
+// the session moves to rejected (with its upload.rejected event).
+func (u *upload) reject(ctx context.Context, sniffed string) error {
+	u.store.opts.Logger.WarnContext(ctx, "upload rejected: type not allowed",
+		"id", u.session.ID, "sniffed", sniffed, "declared", u.session.Metadata["filetype"])
+	if err := u.store.backend.AsTerminatableUpload(u.inner).Terminate(ctx); err != nil {
+		u.store.opts.Logger.ErrorContext(ctx, "removing rejected upload", "id", u.session.ID, "error", err)
+	}
+	cctx, cancel := u.store.commitCtx(ctx)
+	defer cancel()
+	if _, _, err := u.store.sessions.Reject(cctx, u.session.ID); err != nil {
+		return u.store.catalogError(ctx, "reject", u.session.ID, err)
+	}
+	u.session.State = catalog.StateRejected
+	u.store.opts.Metrics.rejected.Inc()
+	return ErrTypeNotAllowed
 }
 
 // errNoBlob means a complete session's blob row is missing: the catalog is

@@ -15,6 +15,7 @@ type Metrics struct {
 	dedupBytesSaved  prometheus.Counter
 	digestFallbacks  prometheus.Counter
 	digestMismatches prometheus.Counter
+	rejected         prometheus.Counter
 }
 
 // dedupHit counts content that did not have to be stored (kind "finish")
@@ -68,7 +69,12 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Namespace: "intake", Name: "digest_mismatches_total",
 		Help: "Uploads failed because their bytes did not match the declared sha256.",
 	})
+	m.rejected = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "intake", Name: "uploads_rejected_total",
+		Help: "Uploads rejected at finalization because their sniffed type is not allowed.",
+	})
 	if reg != nil {
+		reg.MustRegister(m.rejected)
 		reg.MustRegister(m.created, m.completed, m.terminated, m.bytesReceived,
 			m.dedupHits, m.dedupBytesSaved, m.digestFallbacks, m.digestMismatches)
 	}

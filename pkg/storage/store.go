@@ -34,6 +34,9 @@ type Sessions interface {
 	Release(ctx context.Context, id string) (catalog.Blob, bool, error)
 	GetBlob(ctx context.Context, sha256 string) (catalog.Blob, error)
 	FindBlob(ctx context.Context, sha256, owner string, global bool) (catalog.Blob, error)
+	SetContentType(ctx context.Context, id, contentType string) error
+	Reject(ctx context.Context, id string) (catalog.Blob, bool, error)
+	List(ctx context.Context, opts catalog.ListOptions) ([]catalog.Session, error)
 }
 
 // Backend is a tusd store with every capability intake advertises.
@@ -56,6 +59,16 @@ type Options struct {
 	CommitTimeout time.Duration
 	Logger        *slog.Logger
 	Metrics       *Metrics
+	// AllowedTypes, when set, are the media types (patterns like
+	// "video/*") an upload's sniffed type must match at finalization, or it
+	// is rejected (415) and its bytes released.
+	AllowedTypes []string
+	// Policy checks a deferred upload's declared length against the
+	// owner's quota.
+	Policy hooks.Policy
+	// Fault is a test-only hook called at named crash points ("finished"
+	// after the backend completed an upload, before the catalog knows).
+	Fault func(point string)
 	// DedupScope says whose stored content a declared sha256 may match at
 	// creation: DedupOwner (default), DedupGlobal or DedupOff. Content is
 	// stored once whatever the scope.
@@ -101,6 +114,7 @@ var (
 	ErrCatalogUnavailable = handler.NewError("ERR_CATALOG_UNAVAILABLE", "the upload catalog is unavailable; retry later", http.StatusServiceUnavailable)
 	ErrSessionConflict    = handler.NewError("ERR_SESSION_CONFLICT", "the upload changed state concurrently; retry", http.StatusConflict)
 	ErrUploadFailed       = handler.NewError("ERR_UPLOAD_FAILED", "the upload failed and cannot be resumed; start a new upload", http.StatusGone)
+	ErrUploadRejected     = handler.NewError("ERR_UPLOAD_REJECTED", "the upload was rejected by policy and its bytes released", http.StatusGone)
 	ErrUploadIncomplete   = handler.NewError("ERR_UPLOAD_INCOMPLETE", "the upload is not complete yet", http.StatusConflict)
 	ErrNotPartial         = handler.NewError("ERR_INVALID_CONCAT", "a final upload may only concatenate partial uploads", http.StatusBadRequest)
 	ErrInvalidMetadata    = handler.NewError("ERR_INVALID_METADATA", "metadata values must be UTF-8 text without NUL bytes", http.StatusBadRequest)
@@ -352,6 +366,8 @@ func (s *Store) GetUpload(ctx context.Context, id string) (handler.Upload, error
 		return nil, handler.ErrNotFound
 	case catalog.StateFailed:
 		return nil, ErrUploadFailed
+	case catalog.StateRejected:
+		return nil, ErrUploadRejected
 	}
 	if sess.State == catalog.StateComplete && sess.BlobSHA256 != "" {
 		return &blobUpload{store: s, session: sess}, nil
@@ -539,6 +555,9 @@ func (u *upload) FinishUpload(ctx context.Context) error {
 	if err := u.inner.FinishUpload(ctx); err != nil {
 		return u.store.backendError(ctx, "finish", u.session.ID, err)
 	}
+	if f := u.store.opts.Fault; f != nil {
+		f("finished") // test-only crash point: stored, not yet finalized
+	}
 	return u.complete(ctx)
 }
 
@@ -566,6 +585,13 @@ func (u *upload) complete(ctx context.Context) error {
 
 func (u *upload) DeclareLength(ctx context.Context, length int64) error {
 	if r := hooks.CheckLength(limits(ctx), length); r != nil {
+		return RefusalError(r)
+	}
+	r, err := u.store.opts.Policy.CheckLength(ctx, auth.Owner(ctx), u.session.Offset, length)
+	if err != nil {
+		return u.store.catalogError(ctx, "owner_usage", u.session.ID, err)
+	}
+	if r != nil {
 		return RefusalError(r)
 	}
 	if err := u.store.backend.AsLengthDeclarableUpload(u.inner).DeclareLength(ctx, length); err != nil {

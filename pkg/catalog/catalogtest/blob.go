@@ -80,6 +80,9 @@ func checkBlob(t *testing.T, what string, got, want catalog.Blob) {
 	if got.Refs != want.Refs {
 		add("Refs", got.Refs, want.Refs)
 	}
+	if got.ContentType != want.ContentType {
+		add("ContentType", got.ContentType, want.ContentType)
+	}
 	if !got.CreatedAt.Equal(want.CreatedAt) {
 		add("CreatedAt", got.CreatedAt.Format(time.RFC3339Nano), want.CreatedAt.Format(time.RFC3339Nano))
 	}
@@ -285,6 +288,7 @@ func testFinalizeStates(t *testing.T, c catalog.Catalog) {
 	refused("terminated", catalog.Session{ID: id(t, "terminated"), State: terminated, Size: size(5), Offset: 5}, 5)
 	refused("failed", catalog.Session{ID: id(t, "failed"), State: failed, Size: size(5), Offset: 5}, 5)
 	refused("complete at another size", catalog.Session{ID: id(t, "complete-other"), State: complete, Size: size(5), Offset: 5}, 4)
+	refused("rejected", catalog.Session{ID: id(t, "rejected"), State: rejected, Size: size(5), Offset: 5}, 5)
 
 	// A session completed without a digest (created complete, or by
 	// Complete) is linked once, keeping its completion time.
@@ -504,10 +508,12 @@ func testReleaseStates(t *testing.T, c catalog.Catalog) {
 		checkSession(t, got, want)
 	}
 
-	f := create(t, c, catalog.Session{ID: id(t, "failed"), State: failed, Size: size(5), Offset: 1})
-	_, _, err := c.Release(ctx, f.ID)
-	wantErr(t, "Release on failed", err, catalog.ErrConflict)
-	checkSession(t, get(t, c, f.ID), f)
+	for _, st := range []catalog.State{failed, rejected} {
+		f := create(t, c, catalog.Session{ID: id(t, string(st)), State: st, Size: size(5), Offset: 5})
+		_, _, err := c.Release(ctx, f.ID)
+		wantErr(t, "Release on "+string(st), err, catalog.ErrConflict)
+		checkSession(t, get(t, c, f.ID), f)
+	}
 
 	// A reference is dropped only through Release.
 	d := digest(t, "content")
@@ -592,6 +598,15 @@ func testFindBlob(t *testing.T, c catalog.Catalog) {
 	}
 	check(alices, "bob", false, false)
 	check(alices, "alice", false, true)
+	// carol gets it too, and is refused it: rejected sessions do not count.
+	carolID := id(t, "c-copy")
+	wantErr(t, "CreateDeduped", c.CreateDeduped(ctx, catalog.Session{ID: carolID, Owner: "carol", Size: size(3)}, alices), nil)
+	check(alices, "carol", false, true)
+	if _, _, err := c.Reject(ctx, carolID); err != nil {
+		t.Fatalf("Reject = %v", err)
+	}
+	check(alices, "carol", false, false)
+	check(alices, "carol", true, true)
 	if _, _, err := c.Release(ctx, a.ID); err != nil {
 		t.Fatalf("Release = %v", err)
 	}

@@ -20,12 +20,14 @@ const (
 	complete   = catalog.StateComplete
 	terminated = catalog.StateTerminated
 	failed     = catalog.StateFailed
+	rejected   = catalog.StateRejected
 )
 
 // Run runs the suite. newCatalog must return an empty, migrated catalog and
 // close it in t.Cleanup; Run calls it once for the subtests that share a
 // catalog (each uses its own ids, and they run in parallel) and once more
-// for each subtest that must see a catalog to itself (List, Close).
+// for each subtest that must see a catalog to itself (List, the outbox,
+// Close).
 func Run(t *testing.T, newCatalog func(t *testing.T) catalog.Catalog) {
 	shared := newCatalog(t)
 	withShared := func(f func(*testing.T, catalog.Catalog)) func(*testing.T) {
@@ -68,6 +70,10 @@ func Run(t *testing.T, newCatalog func(t *testing.T) catalog.Catalog) {
 	t.Run("ReleaseStates", withShared(testReleaseStates))
 	t.Run("BlobNotFound", withShared(testBlobNotFound))
 	t.Run("FindBlob", withShared(testFindBlob))
+	t.Run("SetContentType", withShared(testSetContentType))
+	t.Run("SetContentTypeInvalid", withShared(testSetContentTypeInvalid))
+	t.Run("Reject", withShared(testReject))
+	t.Run("RejectStates", withShared(testRejectStates))
 	t.Run("ConcurrentSetOffset", withShared(testConcurrentSetOffset))
 	t.Run("ConcurrentCompleteAndFail", withShared(testConcurrentCompleteAndFail))
 	t.Run("ConcurrentFinalizeAndRelease", withShared(testConcurrentFinalizeAndRelease))
@@ -81,6 +87,11 @@ func Run(t *testing.T, newCatalog func(t *testing.T) catalog.Catalog) {
 	t.Run("ListPagination", withOwn(testListPagination))
 	t.Run("ListDefaultLimit", withOwn(testListDefaultLimit))
 	t.Run("ListInvalid", withOwn(testListInvalid))
+	t.Run("TransitionEvents", withOwn(testTransitionEvents))
+	t.Run("ClaimEvents", withOwn(testClaimEvents))
+	t.Run("ClaimEventsConcurrent", withOwn(testClaimEventsConcurrent))
+	t.Run("EventDelivery", withOwn(testEventDelivery))
+	t.Run("ListEvents", withOwn(testListEvents))
 	t.Run("Close", withOwn(testClose))
 }
 
@@ -184,6 +195,9 @@ func diff(got, want catalog.Session) []string {
 	}
 	if got.BlobSHA256 != want.BlobSHA256 {
 		add("BlobSHA256", got.BlobSHA256, want.BlobSHA256)
+	}
+	if got.ContentType != want.ContentType {
+		add("ContentType", got.ContentType, want.ContentType)
 	}
 	if !got.CreatedAt.Equal(want.CreatedAt) {
 		add("CreatedAt", got.CreatedAt.Format(time.RFC3339Nano), want.CreatedAt.Format(time.RFC3339Nano))
@@ -359,6 +373,8 @@ func testCreateInvalid(t *testing.T, c catalog.Catalog) {
 		{"hash offset", catalog.Session{Offset: 3, HashOffset: 3}},
 		{"sha256", catalog.Session{State: complete, Size: size(3), Offset: 3, SHA256: emptyDigest}},
 		{"blob", catalog.Session{State: complete, Size: size(3), Offset: 3, SHA256: emptyDigest, BlobSHA256: emptyDigest}},
+		// Only SetContentType writes it.
+		{"content type", catalog.Session{ContentType: "text/plain"}},
 	}
 	for _, tt := range tests {
 		t.Run(tt.name, func(t *testing.T) {
@@ -398,6 +414,9 @@ func testNotFound(t *testing.T, c catalog.Catalog) {
 	wantErr(t, "Finalize", err, catalog.ErrNotFound)
 	_, _, err = c.Release(ctx, missing)
 	wantErr(t, "Release", err, catalog.ErrNotFound)
+	wantErr(t, "SetContentType", c.SetContentType(ctx, missing, "text/plain"), catalog.ErrNotFound)
+	_, _, err = c.Reject(ctx, missing)
+	wantErr(t, "Reject", err, catalog.ErrNotFound)
 	// Ids no session can have (Create refuses them) are not found, rather
 	// than a driver error about their encoding.
 	for _, bad := range []string{"", "abc\x00def", "\xff\xfe"} {
@@ -412,6 +431,15 @@ func testNotFound(t *testing.T, c catalog.Catalog) {
 		wantErr(t, fmt.Sprintf("Finalize(%q)", bad), err, catalog.ErrNotFound)
 		_, _, err = c.Release(ctx, bad)
 		wantErr(t, fmt.Sprintf("Release(%q)", bad), err, catalog.ErrNotFound)
+		wantErr(t, fmt.Sprintf("SetContentType(%q)", bad), c.SetContentType(ctx, bad, "text/plain"), catalog.ErrNotFound)
+		_, _, err = c.Reject(ctx, bad)
+		wantErr(t, fmt.Sprintf("Reject(%q)", bad), err, catalog.ErrNotFound)
+	}
+	// No event has these ids either; nothing is claimed to find out.
+	for _, bad := range []string{missing, strings.Repeat("0", 32), "", "abc\x00def", "\xff\xfe"} {
+		wantErr(t, fmt.Sprintf("MarkDelivered(%q)", bad), c.MarkDelivered(ctx, bad, time.Now()), catalog.ErrNotFound)
+		wantErr(t, fmt.Sprintf("MarkFailed(%q)", bad), c.MarkFailed(ctx, bad, 1, time.Now(), "x", false), catalog.ErrNotFound)
+		wantErr(t, fmt.Sprintf("RetryEvent(%q)", bad), c.RetryEvent(ctx, bad, time.Now()), catalog.ErrNotFound)
 	}
 	// Ids are compared exactly.
 	create(t, c, catalog.Session{ID: id(t, "Upload")})
@@ -644,6 +672,10 @@ func testSetState(t *testing.T, c catalog.Catalog) {
 		{terminated, failed, catalog.ErrConflict, terminated},
 		{failed, failed, nil, failed},
 		{failed, terminated, catalog.ErrConflict, failed},
+		{rejected, terminated, catalog.ErrConflict, rejected},
+		{rejected, failed, catalog.ErrConflict, rejected},
+		{receiving, rejected, catalog.ErrInvalid, receiving},
+		{complete, rejected, catalog.ErrInvalid, complete},
 		{receiving, receiving, catalog.ErrInvalid, receiving},
 		{receiving, complete, catalog.ErrInvalid, receiving},
 		{complete, complete, catalog.ErrInvalid, complete},
@@ -763,6 +795,19 @@ func testCanceledContext(t *testing.T, c catalog.Catalog) {
 	wantErr(t, "GetBlob with a canceled context", err, context.Canceled)
 	_, err = c.FindBlob(ctx, d, "", false)
 	wantErr(t, "FindBlob with a canceled context", err, context.Canceled)
+	wantErr(t, "SetContentType with a canceled context", c.SetContentType(ctx, s.ID, "text/plain"), context.Canceled)
+	_, _, err = c.Reject(ctx, s.ID)
+	wantErr(t, "Reject with a canceled context", err, context.Canceled)
+	// The outbox calls fail before they reach any event: the catalog is
+	// shared, and no other subtest's event may be claimed or changed.
+	_, err = c.ClaimEvents(ctx, time.Now(), 1, time.Minute)
+	wantErr(t, "ClaimEvents with a canceled context", err, context.Canceled)
+	_, err = c.ListEvents(ctx, catalog.EventFilter{})
+	wantErr(t, "ListEvents with a canceled context", err, context.Canceled)
+	e := strings.Repeat("0", 32)
+	wantErr(t, "MarkDelivered with a canceled context", c.MarkDelivered(ctx, e, time.Now()), context.Canceled)
+	wantErr(t, "MarkFailed with a canceled context", c.MarkFailed(ctx, e, 1, time.Now(), "x", true), context.Canceled)
+	wantErr(t, "RetryEvent with a canceled context", c.RetryEvent(ctx, e, time.Now()), context.Canceled)
 	checkSession(t, get(t, c, s.ID), s)
 }
 
@@ -851,6 +896,10 @@ func testListFilters(t *testing.T, c catalog.Catalog) {
 	stored["s4"] = get(t, c, "s4")
 	finalize(t, c, "s2", 1, digest(t, "s2"))
 	stored["s2"] = get(t, c, "s2")
+	if _, _, err := c.Reject(t.Context(), "s1"); err != nil {
+		t.Fatalf("Reject(s1) = %v", err)
+	}
+	stored["s1"] = get(t, c, "s1")
 
 	tests := []struct {
 		name string
@@ -860,7 +909,8 @@ func testListFilters(t *testing.T, c catalog.Catalog) {
 		{"all", catalog.ListOptions{}, []string{"s7", "tie-b", "tie-a", "s4", "s3", "s2", "s1"}},
 		{"owner", catalog.ListOptions{Owner: "alice"}, []string{"tie-b", "tie-a", "s3", "s1"}},
 		{"unknown owner", catalog.ListOptions{Owner: "nobody"}, nil},
-		{"state", catalog.ListOptions{State: receiving}, []string{"tie-b", "tie-a", "s4", "s1"}},
+		{"state", catalog.ListOptions{State: receiving}, []string{"tie-b", "tie-a", "s4"}},
+		{"rejected", catalog.ListOptions{State: rejected}, []string{"s1"}},
 		{"changed state", catalog.ListOptions{State: terminated}, []string{"s7"}},
 		{"owner and state", catalog.ListOptions{Owner: "alice", State: failed}, []string{"s3"}},
 		{"owner and other state", catalog.ListOptions{Owner: "bob", State: failed}, nil},

@@ -3,6 +3,10 @@
 // empty, migrated catalog; the suite exercises every method, every error and
 // every state transition, the way intake's handlers rely on them.
 //
+// Atomic is the one check that needs the backend's help: it breaks the
+// outbox through a hook to show that a transition and its event commit
+// together or not at all.
+//
 // A catalog that passes Run behaves like any other to its callers. The
 // suite must therefore test only the documented contract of package catalog,
 // never one implementation's internals, and must never skip a check for one

@@ -24,6 +24,9 @@ import (
 // insert, so the blob is created anew from the finalizing session's own
 // object. CreateDeduped's UPDATE finds no row in that case (ErrNotFound).
 // The foreign key from uploads.blob_sha256 backs all of this up.
+//
+// Each transition writes its outbox event last, in its transaction, from
+// the session row its UPDATE or INSERT returned.
 
 // lockSession reads the session's current state, locking its row until
 // the transaction ends.
@@ -61,11 +64,14 @@ func (c *Catalog) Finalize(ctx context.Context, id string, size int64, sha256 st
 		}
 		// An inserted row names this upload. A conflicting one names
 		// another: this session was not complete with a digest, so it
-		// never created a blob.
+		// never created a blob. Either way the blob ends up with a
+		// content type if the session has one, and the session with the
+		// blob's if it has none.
 		blob, err = scanBlob(tx.QueryRow(ctx, `
-			INSERT INTO blobs (sha256, size, upload_id, storage, refs)
-			SELECT $1, $2, id, storage, 1 FROM uploads WHERE id = $3
-			ON CONFLICT (sha256) DO UPDATE SET refs = blobs.refs + 1
+			INSERT INTO blobs (sha256, size, upload_id, storage, refs, content_type)
+			SELECT $1, $2, id, storage, 1, content_type FROM uploads WHERE id = $3
+			ON CONFLICT (sha256) DO UPDATE SET refs = blobs.refs + 1,
+				content_type = coalesce(blobs.content_type, excluded.content_type)
 				WHERE blobs.size = excluded.size
 			RETURNING `+blobColumns, sha256, size, id))
 		if errors.Is(err, pgx.ErrNoRows) {
@@ -75,11 +81,15 @@ func (c *Catalog) Finalize(ctx context.Context, id string, size int64, sha256 st
 			return err
 		}
 		existed = blob.UploadID != id
-		_, err = tx.Exec(ctx, `
+		s, err := scanSession(tx.QueryRow(ctx, `
 			UPDATE uploads SET state = 'complete', committed_offset = $2, sha256 = $3, blob_sha256 = $3,
+				content_type = coalesce(content_type, $4),
 				updated_at = `+bump+`, completed_at = coalesce(completed_at, `+bump+`)
-			WHERE id = $1`, id, size, sha256)
-		return err
+			WHERE id = $1 RETURNING `+columns, id, size, sha256, nullString(blob.ContentType)))
+		if err != nil {
+			return err
+		}
+		return writeEvent(ctx, tx, catalog.EventCompleted, s, blob.Storage)
 	})
 	if err != nil {
 		return catalog.Blob{}, false, dbError("finalizing upload session", err)
@@ -94,16 +104,19 @@ func (c *Catalog) CreateDeduped(ctx context.Context, s catalog.Session, sha256 s
 		return err
 	}
 	err = pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
-		var size int64
-		err := tx.QueryRow(ctx, `UPDATE blobs SET refs = refs + 1 WHERE sha256 = $1 RETURNING size`, sha256).Scan(&size)
+		blob, err := scanBlob(tx.QueryRow(ctx, `UPDATE blobs SET refs = refs + 1 WHERE sha256 = $1 RETURNING `+blobColumns, sha256))
 		if err != nil {
 			return err // no rows: ErrNotFound
 		}
-		if size != *s.Size {
-			return fmt.Errorf("%w: the stored content is %d bytes, not %d", catalog.ErrConflict, size, *s.Size)
+		if blob.Size != *s.Size {
+			return fmt.Errorf("%w: the stored content is %d bytes, not %d", catalog.ErrConflict, blob.Size, *s.Size)
 		}
-		_, err = tx.Exec(ctx, insertSession, insertArgs(s)...)
-		return err
+		s.ContentType = blob.ContentType
+		created, err := scanSession(tx.QueryRow(ctx, insertSession+` RETURNING `+columns, insertArgs(s)...))
+		if err != nil {
+			return err
+		}
+		return writeEvent(ctx, tx, catalog.EventCompleted, created, blob.Storage)
 	})
 	return dbError("inserting deduplicated upload session", err)
 }
@@ -121,32 +134,98 @@ func (c *Catalog) Release(ctx context.Context, id string) (blob catalog.Blob, la
 		if apply, err := rule.Release(cur); !apply {
 			return err
 		}
-		// The session lets go first: the foreign key checks the delete.
-		if _, err := tx.Exec(ctx, `
-			UPDATE uploads SET state = 'terminated', blob_sha256 = NULL, updated_at = `+bump+`
-			WHERE id = $1`, id); err != nil {
-			return err
-		}
-		if cur.Blob == "" {
-			return nil
-		}
-		blob, err = scanBlob(tx.QueryRow(ctx,
-			`UPDATE blobs SET refs = refs - 1 WHERE sha256 = $1 RETURNING `+blobColumns, cur.Blob))
-		if errors.Is(err, pgx.ErrNoRows) {
-			return fmt.Errorf("session %s references a missing blob", id) // the foreign key forbids it
-		}
-		if err != nil || blob.Refs > 0 {
-			return err
-		}
-		// Still locked by the UPDATE: no reference can have come meanwhile.
-		last = true
-		_, err = tx.Exec(ctx, `DELETE FROM blobs WHERE sha256 = $1`, cur.Blob)
+		blob, last, err = letGo(ctx, tx, id, cur, catalog.StateTerminated, catalog.EventTerminated)
 		return err
 	})
 	if err != nil {
 		return catalog.Blob{}, false, dbError("releasing upload session", err)
 	}
 	return blob, last, nil
+}
+
+// Reject moves the session to rejected and drops its blob reference.
+func (c *Catalog) Reject(ctx context.Context, id string) (blob catalog.Blob, last bool, err error) {
+	if !rule.StorableID(id) {
+		return catalog.Blob{}, false, catalog.ErrNotFound
+	}
+	err = pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		cur, err := lockSession(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if apply, err := rule.Reject(cur); !apply {
+			return err
+		}
+		blob, last, err = letGo(ctx, tx, id, cur, catalog.StateRejected, catalog.EventRejected)
+		return err
+	})
+	if err != nil {
+		return catalog.Blob{}, false, dbError("rejecting upload session", err)
+	}
+	return blob, last, nil
+}
+
+// letGo moves the session (locked, as cur) to state, writes the event typ,
+// and drops its blob reference, deleting the blob row with the last one:
+// what Release and Reject share.
+func letGo(ctx context.Context, tx pgx.Tx, id string, cur rule.Current, state catalog.State, typ string) (blob catalog.Blob, last bool, err error) {
+	// The session lets go first: the foreign key checks the delete.
+	s, err := scanSession(tx.QueryRow(ctx, `
+		UPDATE uploads SET state = $2, blob_sha256 = NULL, updated_at = `+bump+`
+		WHERE id = $1 RETURNING `+columns, id, string(state)))
+	if err != nil {
+		return catalog.Blob{}, false, err
+	}
+	if err := writeEvent(ctx, tx, typ, s, nil); err != nil {
+		return catalog.Blob{}, false, err
+	}
+	if cur.Blob == "" {
+		return catalog.Blob{}, false, nil
+	}
+	blob, err = scanBlob(tx.QueryRow(ctx,
+		`UPDATE blobs SET refs = refs - 1 WHERE sha256 = $1 RETURNING `+blobColumns, cur.Blob))
+	if errors.Is(err, pgx.ErrNoRows) {
+		return catalog.Blob{}, false, fmt.Errorf("session %s references a missing blob", id) // the foreign key forbids it
+	}
+	if err != nil || blob.Refs > 0 {
+		return blob, false, err
+	}
+	// Still locked by the UPDATE: no reference can have come meanwhile.
+	_, err = tx.Exec(ctx, `DELETE FROM blobs WHERE sha256 = $1`, cur.Blob)
+	return blob, true, err
+}
+
+// SetContentType records the media type on the session and on its blob,
+// session row first, as everywhere.
+func (c *Catalog) SetContentType(ctx context.Context, id, contentType string) error {
+	if !rule.StorableID(id) {
+		return catalog.ErrNotFound
+	}
+	if err := rule.ContentTypeArg(contentType); err != nil {
+		return err
+	}
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		cur, err := lockSession(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		apply, err := rule.SetContentType(cur, contentType)
+		if err != nil {
+			return err
+		}
+		if apply {
+			if _, err := tx.Exec(ctx, `UPDATE uploads SET content_type = $2, updated_at = `+bump+` WHERE id = $1`,
+				id, contentType); err != nil {
+				return err
+			}
+		}
+		if cur.Blob != "" {
+			_, err = tx.Exec(ctx, `UPDATE blobs SET content_type = $2 WHERE sha256 = $1 AND content_type IS DISTINCT FROM $2`,
+				cur.Blob, contentType)
+		}
+		return err
+	})
+	return dbError("setting content type", err)
 }
 
 // GetBlob returns the blob with the digest.
@@ -185,4 +264,21 @@ func (c *Catalog) FindBlob(ctx context.Context, sha256, owner string, global boo
 		return catalog.Blob{}, dbError("finding blob", err)
 	}
 	return b, nil
+}
+
+// OwnerUsage sums what owner's sessions hold or have declared.
+func (c *Catalog) OwnerUsage(ctx context.Context, owner string) (int64, error) {
+	if !rule.Storable(owner) {
+		return 0, nil // no session has that owner
+	}
+	var used int64
+	if err := c.pool.QueryRow(ctx, `
+		SELECT COALESCE(SUM(CASE
+			WHEN state = 'complete' THEN size
+			WHEN state = 'receiving' THEN COALESCE(size, committed_offset)
+			ELSE 0 END), 0)
+		FROM uploads WHERE owner = $1`, owner).Scan(&used); err != nil {
+		return 0, dbError("summing owner usage", err)
+	}
+	return used, nil
 }

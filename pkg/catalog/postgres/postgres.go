@@ -155,23 +155,24 @@ func (c *Catalog) Close() error {
 // insertColumns are what Create and CreateDeduped write; the hash state
 // starts out empty.
 const insertColumns = `id, owner, size, committed_offset, state, metadata, is_partial,
-	is_final, partial_ids, storage, created_at, updated_at, completed_at, sha256, blob_sha256`
+	is_final, partial_ids, storage, created_at, updated_at, completed_at, sha256, blob_sha256,
+	content_type`
 
 // columns are what scanSession reads, and listColumns the same without the
 // hash state, which List leaves out.
 const (
 	sessionColumns = `id, owner, size, committed_offset, state, metadata, is_partial,
 	is_final, partial_ids, storage, created_at, updated_at, completed_at,
-	hash_offset, coalesce(sha256, ''), coalesce(blob_sha256, ''), `
+	hash_offset, coalesce(sha256, ''), coalesce(blob_sha256, ''), coalesce(content_type, ''), `
 	columns     = sessionColumns + `hash_state`
 	listColumns = sessionColumns + `NULL::bytea`
 )
 
 // currentColumns are what rule.Current holds, for scanCurrent.
 const currentColumns = `state, committed_offset, size, hash_state, hash_offset,
-	coalesce(sha256, ''), coalesce(blob_sha256, ''), is_partial`
+	coalesce(sha256, ''), coalesce(blob_sha256, ''), is_partial, coalesce(content_type, '')`
 
-const blobColumns = `sha256, size, upload_id, storage, refs, created_at`
+const blobColumns = `sha256, size, upload_id, storage, refs, created_at, coalesce(content_type, '')`
 
 // bump is the new updated_at of a changed row: the database clock, but never
 // earlier than one microsecond after the previous value, so UpdatedAt
@@ -185,7 +186,7 @@ func scanSession(row pgx.Row) (catalog.Session, error) {
 	)
 	err := row.Scan(&s.ID, &s.Owner, &s.Size, &s.Offset, &state, &s.Metadata, &s.IsPartial,
 		&s.IsFinal, &s.PartialIDs, &s.Storage, &s.CreatedAt, &s.UpdatedAt, &s.CompletedAt,
-		&s.HashOffset, &s.SHA256, &s.BlobSHA256, &s.HashState)
+		&s.HashOffset, &s.SHA256, &s.BlobSHA256, &s.ContentType, &s.HashState)
 	if err != nil {
 		return catalog.Session{}, err
 	}
@@ -200,14 +201,14 @@ func scanCurrent(row pgx.Row) (rule.Current, error) {
 		state string
 	)
 	err := row.Scan(&state, &cur.Offset, &cur.Size, &cur.HashState, &cur.HashOffset,
-		&cur.SHA256, &cur.Blob, &cur.IsPartial)
+		&cur.SHA256, &cur.Blob, &cur.IsPartial, &cur.ContentType)
 	cur.State = catalog.State(state)
 	return cur, err
 }
 
 func scanBlob(row pgx.Row) (catalog.Blob, error) {
 	var b catalog.Blob
-	if err := row.Scan(&b.SHA256, &b.Size, &b.UploadID, &b.Storage, &b.Refs, &b.CreatedAt); err != nil {
+	if err := row.Scan(&b.SHA256, &b.Size, &b.UploadID, &b.Storage, &b.Refs, &b.CreatedAt, &b.ContentType); err != nil {
 		return catalog.Blob{}, err
 	}
 	rule.LoadedBlob(&b)
@@ -230,14 +231,21 @@ func nullTime(t time.Time) *time.Time {
 	return &t
 }
 
-// Create inserts s. Zero times come from the database clock, like every
-// later change, so that clocks of several intake hosts never mix in a row.
+// Create inserts s and its upload.created event. Zero times come from the
+// database clock, like every later change, so that clocks of several intake
+// hosts never mix in a row.
 func (c *Catalog) Create(ctx context.Context, s catalog.Session) error {
 	s, err := rule.Create(s)
 	if err != nil {
 		return err
 	}
-	_, err = c.pool.Exec(ctx, insertSession, insertArgs(s)...)
+	err = pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		created, err := scanSession(tx.QueryRow(ctx, insertSession+` RETURNING `+columns, insertArgs(s)...))
+		if err != nil {
+			return err
+		}
+		return writeEvent(ctx, tx, catalog.EventCreated, created, nil)
+	})
 	return dbError("inserting upload session", err)
 }
 
@@ -250,14 +258,14 @@ const insertSession = `
 			THEN coalesce($13::timestamptz, $12::timestamptz, $11::timestamptz, now())
 			ELSE $13::timestamptz
 		END,
-		$14, $15)`
+		$14, $15, $16)`
 
 // insertArgs are insertSession's arguments for s, which has been through
 // rule.Create or rule.CreateDeduped.
 func insertArgs(s catalog.Session) []any {
 	return []any{s.ID, s.Owner, s.Size, s.Offset, string(s.State), s.Metadata, s.IsPartial,
 		s.IsFinal, s.PartialIDs, s.Storage, nullTime(s.CreatedAt), nullTime(s.UpdatedAt), s.CompletedAt,
-		nullString(s.SHA256), nullString(s.BlobSHA256)}
+		nullString(s.SHA256), nullString(s.BlobSHA256), nullString(s.ContentType)}
 }
 
 // Get returns the session with the id.
@@ -355,7 +363,9 @@ func (c *Catalog) Complete(ctx context.Context, id string, offset int64) error {
 		func(cur rule.Current) (bool, error) { return rule.Complete(cur, offset) })
 }
 
-// SetState moves a session to terminated or failed.
+// SetState moves a session to terminated or failed, with its event, in a
+// transaction that locks the row first so the rule's verdict holds until
+// the change is written.
 func (c *Catalog) SetState(ctx context.Context, id string, state catalog.State) error {
 	if !rule.StorableID(id) {
 		return catalog.ErrNotFound
@@ -363,12 +373,24 @@ func (c *Catalog) SetState(ctx context.Context, id string, state catalog.State) 
 	if err := rule.StateArg(state); err != nil {
 		return err
 	}
-	return c.change(ctx, "setting state", id, `
-		UPDATE uploads SET state = $2, updated_at = `+bump+`
-		WHERE id = $1 AND state <> $2
-			AND (state = 'receiving' OR (state = 'complete' AND $2 = 'terminated' AND blob_sha256 IS NULL))`,
-		[]any{string(state)},
-		func(cur rule.Current) (bool, error) { return rule.SetState(cur, state) })
+	err := pgx.BeginFunc(ctx, c.pool, func(tx pgx.Tx) error {
+		cur, err := lockSession(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if apply, err := rule.SetState(cur, state); !apply {
+			return err
+		}
+		// The rule lets no session with a blob through: nothing to drop.
+		s, err := scanSession(tx.QueryRow(ctx, `
+			UPDATE uploads SET state = $2, updated_at = `+bump+`
+			WHERE id = $1 RETURNING `+columns, id, string(state)))
+		if err != nil {
+			return err
+		}
+		return writeEvent(ctx, tx, rule.StateEvent(state), s, nil)
+	})
+	return dbError("setting state", err)
 }
 
 // List returns sessions matching opts, newest first. Only the filters in use

@@ -15,9 +15,11 @@ import (
 // they are serialized with every other write: what a transaction reads
 // stays true until it commits. The statements still mirror the PostgreSQL
 // catalog's, which cannot rely on that, and the foreign key from
-// uploads.blob_sha256 backs them up.
+// uploads.blob_sha256 backs them up. Each transition writes its outbox
+// event last, in its transaction, from the session row its UPDATE or
+// INSERT returned.
 
-const blobColumns = `sha256, size, upload_id, storage, refs, created_at`
+const blobColumns = `sha256, size, upload_id, storage, refs, created_at, coalesce(content_type, '')`
 
 func scanBlob(row scanner) (catalog.Blob, error) {
 	var (
@@ -25,7 +27,7 @@ func scanBlob(row scanner) (catalog.Blob, error) {
 		storage string
 		created int64
 	)
-	if err := row.Scan(&b.SHA256, &b.Size, &b.UploadID, &storage, &b.Refs, &created); err != nil {
+	if err := row.Scan(&b.SHA256, &b.Size, &b.UploadID, &storage, &b.Refs, &created, &b.ContentType); err != nil {
 		return catalog.Blob{}, err
 	}
 	if err := json.Unmarshal([]byte(storage), &b.Storage); err != nil {
@@ -84,13 +86,16 @@ func (c *Catalog) Finalize(ctx context.Context, id string, size int64, sha256 st
 		}
 		// An inserted row names this upload. A conflicting one names
 		// another: this session was not complete with a digest, so it
-		// never created a blob. (The WHERE also keeps SQLite from reading
+		// never created a blob. Either way the blob ends up with a
+		// content type if the session has one, and the session with the
+		// blob's if it has none. (The WHERE also keeps SQLite from reading
 		// ON CONFLICT as a join constraint.)
 		clock := c.clock()
 		blob, err = scanBlob(tx.QueryRowContext(ctx, `
-			INSERT INTO blobs (sha256, size, upload_id, storage, refs, created_at)
-			SELECT ?1, ?2, id, storage, 1, ?4 FROM uploads WHERE id = ?3
-			ON CONFLICT (sha256) DO UPDATE SET refs = refs + 1
+			INSERT INTO blobs (sha256, size, upload_id, storage, refs, created_at, content_type)
+			SELECT ?1, ?2, id, storage, 1, ?4, content_type FROM uploads WHERE id = ?3
+			ON CONFLICT (sha256) DO UPDATE SET refs = refs + 1,
+				content_type = coalesce(content_type, excluded.content_type)
 				WHERE size = excluded.size
 			RETURNING `+blobColumns, sha256, size, id, clock))
 		if errors.Is(err, sql.ErrNoRows) {
@@ -100,11 +105,15 @@ func (c *Catalog) Finalize(ctx context.Context, id string, size int64, sha256 st
 			return err
 		}
 		existed = blob.UploadID != id
-		_, err = tx.ExecContext(ctx, `
+		s, err := scanSession(tx.QueryRowContext(ctx, `
 			UPDATE uploads SET state = 'complete', committed_offset = ?2, sha256 = ?4, blob_sha256 = ?4,
+				content_type = coalesce(content_type, ?5),
 				updated_at = `+bump+`, completed_at = coalesce(completed_at, `+bump+`)
-			WHERE id = ?1`, id, size, clock, sha256)
-		return err
+			WHERE id = ?1 RETURNING `+columns, id, size, clock, sha256, nullString(blob.ContentType)))
+		if err != nil {
+			return err
+		}
+		return writeEvent(ctx, tx, catalog.EventCompleted, s, blob.Storage)
 	})
 	if err != nil {
 		return catalog.Blob{}, false, dbError("finalizing upload session", err)
@@ -118,21 +127,24 @@ func (c *Catalog) CreateDeduped(ctx context.Context, s catalog.Session, sha256 s
 	if err != nil {
 		return err
 	}
-	args, err := c.insertArgs(s)
-	if err != nil {
-		return err
-	}
 	err = c.inTx(ctx, func(tx *sql.Tx) error {
-		var size int64
-		err := tx.QueryRowContext(ctx, `UPDATE blobs SET refs = refs + 1 WHERE sha256 = ? RETURNING size`, sha256).Scan(&size)
+		blob, err := scanBlob(tx.QueryRowContext(ctx, `UPDATE blobs SET refs = refs + 1 WHERE sha256 = ? RETURNING `+blobColumns, sha256))
 		if err != nil {
 			return err // no rows: ErrNotFound
 		}
-		if size != *s.Size {
-			return fmt.Errorf("%w: the stored content is %d bytes, not %d", catalog.ErrConflict, size, *s.Size)
+		if blob.Size != *s.Size {
+			return fmt.Errorf("%w: the stored content is %d bytes, not %d", catalog.ErrConflict, blob.Size, *s.Size)
 		}
-		_, err = tx.ExecContext(ctx, insertSession, args...)
-		return err
+		s.ContentType = blob.ContentType
+		args, err := c.insertArgs(s)
+		if err != nil {
+			return err
+		}
+		created, err := scanSession(tx.QueryRowContext(ctx, insertSession+` RETURNING `+columns, args...))
+		if err != nil {
+			return err
+		}
+		return writeEvent(ctx, tx, catalog.EventCompleted, created, blob.Storage)
 	})
 	return dbError("inserting deduplicated upload session", err)
 }
@@ -150,31 +162,97 @@ func (c *Catalog) Release(ctx context.Context, id string) (blob catalog.Blob, la
 		if apply, err := rule.Release(cur); !apply {
 			return err
 		}
-		// The session lets go first: the foreign key checks the delete.
-		if _, err := tx.ExecContext(ctx, `
-			UPDATE uploads SET state = 'terminated', blob_sha256 = NULL, updated_at = max(?2, updated_at + 1)
-			WHERE id = ?1`, id, c.clock()); err != nil {
-			return err
-		}
-		if cur.Blob == "" {
-			return nil
-		}
-		blob, err = scanBlob(tx.QueryRowContext(ctx,
-			`UPDATE blobs SET refs = refs - 1 WHERE sha256 = ? RETURNING `+blobColumns, cur.Blob))
-		if errors.Is(err, sql.ErrNoRows) {
-			return fmt.Errorf("session %s references a missing blob", id) // the foreign key forbids it
-		}
-		if err != nil || blob.Refs > 0 {
-			return err
-		}
-		last = true
-		_, err = tx.ExecContext(ctx, `DELETE FROM blobs WHERE sha256 = ?`, cur.Blob)
+		blob, last, err = c.letGo(ctx, tx, id, cur, catalog.StateTerminated, catalog.EventTerminated)
 		return err
 	})
 	if err != nil {
 		return catalog.Blob{}, false, dbError("releasing upload session", err)
 	}
 	return blob, last, nil
+}
+
+// Reject moves the session to rejected and drops its blob reference.
+func (c *Catalog) Reject(ctx context.Context, id string) (blob catalog.Blob, last bool, err error) {
+	if !rule.StorableID(id) {
+		return catalog.Blob{}, false, catalog.ErrNotFound
+	}
+	err = c.inTx(ctx, func(tx *sql.Tx) error {
+		cur, err := currentIn(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if apply, err := rule.Reject(cur); !apply {
+			return err
+		}
+		blob, last, err = c.letGo(ctx, tx, id, cur, catalog.StateRejected, catalog.EventRejected)
+		return err
+	})
+	if err != nil {
+		return catalog.Blob{}, false, dbError("rejecting upload session", err)
+	}
+	return blob, last, nil
+}
+
+// letGo moves the session (read as cur) to state, writes the event typ,
+// and drops its blob reference, deleting the blob row with the last one:
+// what Release and Reject share.
+func (c *Catalog) letGo(ctx context.Context, tx *sql.Tx, id string, cur rule.Current, state catalog.State, typ string) (blob catalog.Blob, last bool, err error) {
+	// The session lets go first: the foreign key checks the delete.
+	s, err := scanSession(tx.QueryRowContext(ctx, `
+		UPDATE uploads SET state = ?2, blob_sha256 = NULL, updated_at = `+bump+`
+		WHERE id = ?1 RETURNING `+columns, id, string(state), c.clock()))
+	if err != nil {
+		return catalog.Blob{}, false, err
+	}
+	if err := writeEvent(ctx, tx, typ, s, nil); err != nil {
+		return catalog.Blob{}, false, err
+	}
+	if cur.Blob == "" {
+		return catalog.Blob{}, false, nil
+	}
+	blob, err = scanBlob(tx.QueryRowContext(ctx,
+		`UPDATE blobs SET refs = refs - 1 WHERE sha256 = ? RETURNING `+blobColumns, cur.Blob))
+	if errors.Is(err, sql.ErrNoRows) {
+		return catalog.Blob{}, false, fmt.Errorf("session %s references a missing blob", id) // the foreign key forbids it
+	}
+	if err != nil || blob.Refs > 0 {
+		return blob, false, err
+	}
+	_, err = tx.ExecContext(ctx, `DELETE FROM blobs WHERE sha256 = ?`, cur.Blob)
+	return blob, true, err
+}
+
+// SetContentType records the media type on the session and on its blob.
+func (c *Catalog) SetContentType(ctx context.Context, id, contentType string) error {
+	if !rule.StorableID(id) {
+		return catalog.ErrNotFound
+	}
+	if err := rule.ContentTypeArg(contentType); err != nil {
+		return err
+	}
+	err := c.inTx(ctx, func(tx *sql.Tx) error {
+		cur, err := currentIn(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		apply, err := rule.SetContentType(cur, contentType)
+		if err != nil {
+			return err
+		}
+		if apply {
+			if _, err := tx.ExecContext(ctx, `
+				UPDATE uploads SET content_type = ?2, updated_at = `+bump+` WHERE id = ?1`,
+				id, contentType, c.clock()); err != nil {
+				return err
+			}
+		}
+		if cur.Blob != "" {
+			_, err = tx.ExecContext(ctx, `UPDATE blobs SET content_type = ?2 WHERE sha256 = ?1 AND content_type IS NOT ?2`,
+				cur.Blob, contentType)
+		}
+		return err
+	})
+	return dbError("setting content type", err)
 }
 
 // GetBlob returns the blob with the digest.
@@ -212,4 +290,21 @@ func (c *Catalog) FindBlob(ctx context.Context, sha256, owner string, global boo
 		return catalog.Blob{}, dbError("finding blob", err)
 	}
 	return b, nil
+}
+
+// OwnerUsage sums what owner's sessions hold or have declared.
+func (c *Catalog) OwnerUsage(ctx context.Context, owner string) (int64, error) {
+	if !rule.Storable(owner) {
+		return 0, nil // no session has that owner
+	}
+	var used int64
+	if err := c.read.QueryRowContext(ctx, `
+		SELECT COALESCE(SUM(CASE
+			WHEN state = 'complete' THEN size
+			WHEN state = 'receiving' THEN COALESCE(size, committed_offset)
+			ELSE 0 END), 0)
+		FROM uploads WHERE owner = ?`, owner).Scan(&used); err != nil {
+		return 0, dbError("summing owner usage", err)
+	}
+	return used, nil
 }

@@ -10,7 +10,8 @@
 // pool of read-only connections, which WAL mode lets run alongside the
 // writer. Write transactions begin IMMEDIATE, taking the write lock up front,
 // and busy_timeout covers other processes (an operator's migrate command)
-// holding it for a moment.
+// holding it for a moment. Outbox claims are such write transactions too,
+// so two claims (even from two processes) never overlap.
 //
 // Pragmas, on every connection:
 //   - journal_mode=WAL: readers and the writer do not block each other.

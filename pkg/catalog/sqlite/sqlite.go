@@ -149,21 +149,22 @@ func (c *Catalog) clock() int64 { return toDB(rule.Timestamp(time.Now())) }
 // insertColumns are what Create and CreateDeduped write; the hash state
 // starts out empty.
 const insertColumns = `id, owner, size, committed_offset, state, metadata, is_partial,
-	is_final, partial_ids, storage, created_at, updated_at, completed_at, sha256, blob_sha256`
+	is_final, partial_ids, storage, created_at, updated_at, completed_at, sha256, blob_sha256,
+	content_type`
 
 // columns are what scanSession reads, and listColumns the same without the
 // hash state, which List leaves out.
 const (
 	sessionColumns = `id, owner, size, committed_offset, state, metadata, is_partial,
 	is_final, partial_ids, storage, created_at, updated_at, completed_at,
-	hash_offset, coalesce(sha256, ''), coalesce(blob_sha256, ''), `
+	hash_offset, coalesce(sha256, ''), coalesce(blob_sha256, ''), coalesce(content_type, ''), `
 	columns     = sessionColumns + `hash_state`
 	listColumns = sessionColumns + `NULL`
 )
 
 // currentColumns are what rule.Current holds, for scanCurrent.
 const currentColumns = `state, committed_offset, size, hash_state, hash_offset,
-	coalesce(sha256, ''), coalesce(blob_sha256, ''), is_partial`
+	coalesce(sha256, ''), coalesce(blob_sha256, ''), is_partial, coalesce(content_type, '')`
 
 // bump is the new updated_at of a changed row (?3 is the clock): never
 // earlier than one microsecond after the previous value, so UpdatedAt
@@ -183,7 +184,7 @@ func scanSession(row scanner) (catalog.Session, error) {
 	)
 	err := row.Scan(&s.ID, &s.Owner, &size, &s.Offset, &state, &metadata, &s.IsPartial,
 		&s.IsFinal, &partials, &storage, &created, &updated, &completed,
-		&s.HashOffset, &s.SHA256, &s.BlobSHA256, &s.HashState)
+		&s.HashOffset, &s.SHA256, &s.BlobSHA256, &s.ContentType, &s.HashState)
 	if err != nil {
 		return catalog.Session{}, err
 	}
@@ -213,7 +214,7 @@ func jsonText(v any) (string, error) {
 	return string(b), err
 }
 
-// Create inserts s.
+// Create inserts s and its upload.created event.
 func (c *Catalog) Create(ctx context.Context, s catalog.Session) error {
 	s, err := rule.Create(s)
 	if err != nil {
@@ -223,13 +224,19 @@ func (c *Catalog) Create(ctx context.Context, s catalog.Session) error {
 	if err != nil {
 		return err
 	}
-	_, err = c.write.ExecContext(ctx, insertSession, args...)
+	err = c.inTx(ctx, func(tx *sql.Tx) error {
+		created, err := scanSession(tx.QueryRowContext(ctx, insertSession+` RETURNING `+columns, args...))
+		if err != nil {
+			return err
+		}
+		return writeEvent(ctx, tx, catalog.EventCreated, created, nil)
+	})
 	return dbError("inserting upload session", err)
 }
 
 const insertSession = `
 	INSERT INTO uploads (` + insertColumns + `)
-	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
+	VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`
 
 // insertArgs are insertSession's arguments for s, which has been through
 // rule.Create or rule.CreateDeduped; zero times come from the clock.
@@ -264,7 +271,7 @@ func (c *Catalog) insertArgs(s catalog.Session) ([]any, error) {
 	}
 	return []any{s.ID, s.Owner, size, s.Offset, string(s.State), metadata, s.IsPartial,
 		s.IsFinal, partials, storage, toDB(s.CreatedAt), toDB(s.UpdatedAt), completed,
-		nullString(s.SHA256), nullString(s.BlobSHA256)}, nil
+		nullString(s.SHA256), nullString(s.BlobSHA256), nullString(s.ContentType)}, nil
 }
 
 // nullString turns "" into NULL.
@@ -293,7 +300,7 @@ func scanCurrent(row scanner) (rule.Current, error) {
 		size  sql.NullInt64
 	)
 	err := row.Scan(&state, &cur.Offset, &size, &cur.HashState, &cur.HashOffset,
-		&cur.SHA256, &cur.Blob, &cur.IsPartial)
+		&cur.SHA256, &cur.Blob, &cur.IsPartial, &cur.ContentType)
 	cur.State = catalog.State(state)
 	if size.Valid {
 		cur.Size = &size.Int64
@@ -390,7 +397,8 @@ func (c *Catalog) Complete(ctx context.Context, id string, offset int64) error {
 		func(cur rule.Current) (bool, error) { return rule.Complete(cur, offset) })
 }
 
-// SetState moves a session to terminated or failed.
+// SetState moves a session to terminated or failed, with its event, in
+// one transaction on the writer.
 func (c *Catalog) SetState(ctx context.Context, id string, state catalog.State) error {
 	if !rule.StorableID(id) {
 		return catalog.ErrNotFound
@@ -398,12 +406,24 @@ func (c *Catalog) SetState(ctx context.Context, id string, state catalog.State) 
 	if err := rule.StateArg(state); err != nil {
 		return err
 	}
-	return c.change(ctx, "setting state", id, `
-		UPDATE uploads SET state = ?2, updated_at = `+bump+`
-		WHERE id = ?1 AND state <> ?2
-			AND (state = 'receiving' OR (state = 'complete' AND ?2 = 'terminated' AND blob_sha256 IS NULL))`,
-		string(state),
-		func(cur rule.Current) (bool, error) { return rule.SetState(cur, state) })
+	err := c.inTx(ctx, func(tx *sql.Tx) error {
+		cur, err := currentIn(ctx, tx, id)
+		if err != nil {
+			return err
+		}
+		if apply, err := rule.SetState(cur, state); !apply {
+			return err
+		}
+		// The rule lets no session with a blob through: nothing to drop.
+		s, err := scanSession(tx.QueryRowContext(ctx, `
+			UPDATE uploads SET state = ?2, updated_at = `+bump+`
+			WHERE id = ?1 RETURNING `+columns, id, string(state), c.clock()))
+		if err != nil {
+			return err
+		}
+		return writeEvent(ctx, tx, rule.StateEvent(state), s, nil)
+	})
+	return dbError("setting state", err)
 }
 
 // List returns sessions matching opts, newest first.

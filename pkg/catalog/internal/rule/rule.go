@@ -1,20 +1,28 @@
 // Package rule holds what the PostgreSQL and SQLite catalogs must decide the
 // same way: argument checks, the defaults Create fills in, the shape of a
-// session read back, and the verdict on a change that a conditional UPDATE
-// did not apply. It never touches a database.
+// session read back, the verdict on a change, and the outbox events with
+// their payloads. It never touches a database.
 //
-// Both catalogs change a row with one conditional UPDATE whose WHERE clause
-// admits exactly the changes allowed here. That keeps the hot path (one
-// SetOffset per PATCH) to a single statement. Only when the UPDATE matches no
-// row do they read the row and ask this package why, to tell a no-op from a
-// conflict from a missing session.
+// Changes that write no event (offsets, lengths, Complete) are one
+// conditional UPDATE whose WHERE clause admits exactly the changes allowed
+// here. That keeps the hot path (one CommitOffset per PATCH) to a single
+// statement. Only when the UPDATE matches no row do the catalogs read the
+// row and ask this package why, to tell a no-op from a conflict from a
+// missing session. Transitions that write an event run in a transaction
+// instead: they read the row (locking it), ask this package, then write the
+// change and its event.
 package rule
 
 import (
 	"bytes"
 	"context"
+	"crypto/rand"
+	"encoding/hex"
+	"encoding/json"
 	"errors"
 	"fmt"
+	"mime"
+	"slices"
 	"strings"
 	"time"
 	"unicode/utf8"
@@ -32,11 +40,12 @@ type Current struct {
 	Offset int64
 	Size   *int64
 
-	HashState  []byte
-	HashOffset int64
-	SHA256     string
-	Blob       string // BlobSHA256
-	IsPartial  bool
+	HashState   []byte
+	HashOffset  int64
+	SHA256      string
+	Blob        string // BlobSHA256
+	IsPartial   bool
+	ContentType string
 }
 
 // A Check says whether a change to cur should be written (true, nil), is a
@@ -264,6 +273,59 @@ func Release(cur Current) (bool, error) {
 	return false, conflict("session is %s and cannot become %s", cur.State, catalog.StateTerminated)
 }
 
+// Reject judges Reject against cur: receiving and complete sessions may be
+// rejected, blob or not; rejecting again is a no-op.
+func Reject(cur Current) (bool, error) {
+	switch cur.State {
+	case catalog.StateRejected:
+		return false, nil
+	case catalog.StateReceiving, catalog.StateComplete:
+		return true, nil
+	}
+	return false, conflict("session is %s and cannot become %s", cur.State, catalog.StateRejected)
+}
+
+// MaxContentType is the longest media type SetContentType accepts, in bytes.
+const MaxContentType = 255
+
+// ContentTypeArg checks a media type given to SetContentType: "type/subtype"
+// with optional parameters (RFC 2045 tokens), printable ASCII, at most
+// MaxContentType bytes. What a sniffing library reports, such as
+// "text/plain; charset=utf-8", passes; it is stored as given.
+func ContentTypeArg(ct string) error {
+	if len(ct) == 0 || len(ct) > MaxContentType {
+		return invalid("media type must be 1 to %d bytes", MaxContentType)
+	}
+	for i := range len(ct) {
+		if c := ct[i]; c < 0x20 || c > 0x7e {
+			return invalid("media type must be printable ASCII")
+		}
+	}
+	if ct != strings.TrimSpace(ct) {
+		return invalid("media type %q has surrounding spaces", ct)
+	}
+	// ParseMediaType also takes a bare token (Content-Disposition's
+	// form); a media type needs its slash.
+	mt, _, err := mime.ParseMediaType(ct)
+	if err != nil || strings.Count(mt, "/") != 1 {
+		return invalid("%q is not a media type (type/subtype)", ct)
+	}
+	return nil
+}
+
+// SetContentType judges SetContentType(ct) against cur, for the session's
+// own row (its blob is the caller's to update): receiving and complete
+// sessions take it, the type they already have is a no-op.
+func SetContentType(cur Current, ct string) (bool, error) {
+	switch {
+	case cur.State != catalog.StateReceiving && cur.State != catalog.StateComplete:
+		return false, conflict("session is %s", cur.State)
+	case cur.ContentType == ct:
+		return false, nil
+	}
+	return true, nil
+}
+
 // Timestamp is how both catalogs keep a time: microseconds, UTC.
 func Timestamp(t time.Time) time.Time { return t.Truncate(time.Microsecond).UTC() }
 
@@ -273,6 +335,9 @@ func Timestamp(t time.Time) time.Time { return t.Truncate(time.Microsecond).UTC(
 func Create(s catalog.Session) (catalog.Session, error) {
 	if s.HashState != nil || s.HashOffset != 0 || s.SHA256 != "" || s.BlobSHA256 != "" {
 		return catalog.Session{}, invalid("digest fields are written by CommitOffset, Finalize and CreateDeduped, not Create")
+	}
+	if s.ContentType != "" {
+		return catalog.Session{}, invalid("the content type is written by SetContentType, not Create")
 	}
 	return defaults(s)
 }
@@ -372,4 +437,141 @@ func StorableID(id string) bool {
 // same reasoning as StorableID, for values that may be empty.
 func Storable(v string) bool {
 	return utf8.ValidString(v) && !strings.ContainsRune(v, 0)
+}
+
+// StateEvent is the event SetState(to) writes; to must have passed
+// StateArg.
+func StateEvent(to catalog.State) string {
+	if to == catalog.StateFailed {
+		return catalog.EventFailed
+	}
+	return catalog.EventTerminated
+}
+
+// NewEvent returns the event of type typ for a transition that left the
+// session as s (read back in the transition's transaction). blobStorage is
+// the Storage of the blob s references, nil when it references none.
+func NewEvent(typ string, s catalog.Session, blobStorage map[string]string) (catalog.Event, error) {
+	if (s.BlobSHA256 != "") != (blobStorage != nil) {
+		return catalog.Event{}, fmt.Errorf("snapshot of session %s: blob storage does not match its blob reference", s.ID)
+	}
+	payload, err := json.Marshal(catalog.Snapshot{
+		ID:          s.ID,
+		Owner:       s.Owner,
+		Size:        s.Size,
+		Offset:      s.Offset,
+		State:       s.State,
+		SHA256:      s.SHA256,
+		ContentType: s.ContentType,
+		Metadata:    s.Metadata,
+		Storage:     s.Storage,
+		BlobStorage: blobStorage,
+		CreatedAt:   s.CreatedAt,
+		CompletedAt: s.CompletedAt,
+	})
+	if err != nil {
+		return catalog.Event{}, fmt.Errorf("error encoding event payload: %w", err)
+	}
+	return catalog.Event{
+		ID:            EventID(),
+		Type:          typ,
+		UploadID:      s.ID,
+		OccurredAt:    s.UpdatedAt,
+		Payload:       payload,
+		NextAttemptAt: s.UpdatedAt,
+	}, nil
+}
+
+// EventID returns 128 random bits in lowercase hex.
+func EventID() string {
+	var b [16]byte
+	_, _ = rand.Read(b[:]) // never fails (crypto/rand documents it)
+	return hex.EncodeToString(b[:])
+}
+
+// Claim checks ClaimEvents' arguments and returns the lease's end.
+func Claim(now time.Time, limit int, lease time.Duration) (time.Time, error) {
+	if limit < 1 {
+		return time.Time{}, invalid("claim limit must be positive, got %d", limit)
+	}
+	if lease <= 0 {
+		return time.Time{}, invalid("claim lease must be positive, got %v", lease)
+	}
+	return Timestamp(now.Add(lease)), nil
+}
+
+// DefaultEventLimit is the ListEvents limit when EventFilter.Limit is 0.
+const DefaultEventLimit = 100
+
+// EventLimit checks f and returns the row limit to use.
+func EventLimit(f catalog.EventFilter) (int, error) {
+	switch {
+	case f.Limit < 0:
+		return 0, invalid("negative event limit %d", f.Limit)
+	case f.Failed && f.Pending:
+		return 0, invalid("an event cannot be both failed and pending")
+	case f.Limit == 0:
+		return DefaultEventLimit, nil
+	}
+	return f.Limit, nil
+}
+
+// AttemptsArg checks the attempt count given to MarkFailed.
+func AttemptsArg(n int) error {
+	if n < 0 {
+		return invalid("negative attempt count %d", n)
+	}
+	return nil
+}
+
+// MaxLastError is how many bytes of a delivery error MarkFailed keeps.
+const MaxLastError = 1024
+
+// LastError is what MarkFailed stores of a delivery error, which may quote
+// anything a receiver answered: valid UTF-8 without NUL bytes (text
+// columns refuse them), at most MaxLastError bytes, cut on a rune boundary.
+func LastError(msg string) string {
+	msg = strings.ToValidUTF8(msg, "\uFFFD")
+	msg = strings.ReplaceAll(msg, "\x00", "\uFFFD")
+	if len(msg) <= MaxLastError {
+		return msg
+	}
+	cut := MaxLastError
+	for cut > 0 && !utf8.RuneStart(msg[cut]) {
+		cut--
+	}
+	return msg[:cut]
+}
+
+// EventFound judges an outbox change that matched no undelivered row:
+// exists says whether the event exists at all (then it is delivered).
+func EventFound(exists bool) error {
+	if !exists {
+		return catalog.ErrNotFound
+	}
+	return conflict("event already delivered")
+}
+
+// LoadedEvent gives an event read from a database the shape callers are
+// promised: UTC times.
+func LoadedEvent(e *catalog.Event) {
+	e.OccurredAt = e.OccurredAt.UTC()
+	e.NextAttemptAt = e.NextAttemptAt.UTC()
+	for _, t := range []**time.Time{&e.DeliveredAt, &e.DeadAt} {
+		if *t != nil {
+			u := (*t).UTC()
+			*t = &u
+		}
+	}
+}
+
+// SortClaimed puts claimed events in claim order (OccurredAt, ID): an
+// UPDATE ... RETURNING does not keep its subquery's order.
+func SortClaimed(events []catalog.Event) {
+	slices.SortFunc(events, func(a, b catalog.Event) int {
+		if c := a.OccurredAt.Compare(b.OccurredAt); c != 0 {
+			return c
+		}
+		return strings.Compare(a.ID, b.ID)
+	})
 }

@@ -2,9 +2,12 @@ package rule
 
 import (
 	"context"
+	"encoding/json"
 	"errors"
 	"strings"
 	"testing"
+	"time"
+	"unicode/utf8"
 
 	"github.com/intake-dev/intake/pkg/catalog"
 )
@@ -49,6 +52,7 @@ var (
 	complete   = catalog.StateComplete
 	terminated = catalog.StateTerminated
 	failed     = catalog.StateFailed
+	rejected   = catalog.StateRejected
 )
 
 func TestSetOffset(t *testing.T) {
@@ -138,6 +142,8 @@ func TestSetState(t *testing.T) {
 		{terminated, failed, refuse},
 		{failed, failed, noop},
 		{failed, terminated, refuse},
+		{rejected, terminated, refuse},
+		{rejected, failed, refuse},
 	}
 	for _, tt := range tests {
 		if err := StateArg(tt.to); err != nil {
@@ -148,7 +154,7 @@ func TestSetState(t *testing.T) {
 			t.Errorf("SetState(%s -> %s) = %v; want %v", tt.from, tt.to, got, tt.want)
 		}
 	}
-	for _, to := range []catalog.State{receiving, complete, "", "bogus"} {
+	for _, to := range []catalog.State{receiving, complete, rejected, "", "bogus"} {
 		if err := StateArg(to); !errors.Is(err, catalog.ErrInvalid) {
 			t.Errorf("StateArg(%q) = %v; want ErrInvalid", to, err)
 		}
@@ -271,6 +277,7 @@ func TestRelease(t *testing.T) {
 		{cur(receiving, 1, size(5)), apply},
 		{cur(terminated, 5, size(5)), noop},
 		{cur(failed, 5, size(5)), refuse},
+		{cur(rejected, 5, size(5)), refuse},
 	}
 	for _, tt := range tests {
 		ok, err := Release(tt.cur)
@@ -292,6 +299,7 @@ func TestCreateDigestFields(t *testing.T) {
 		{ID: "a", HashOffset: 1, Offset: 1},
 		{ID: "a", SHA256: digestA},
 		{ID: "a", BlobSHA256: digestA},
+		{ID: "a", ContentType: "text/plain"},
 	} {
 		if _, err := Create(s); !errors.Is(err, catalog.ErrInvalid) {
 			t.Errorf("Create(%+v) = %v; want ErrInvalid", s, err)
@@ -373,5 +381,194 @@ func TestListLimit(t *testing.T) {
 		if _, err := ListLimit(opts); !errors.Is(err, catalog.ErrInvalid) {
 			t.Errorf("ListLimit(%+v) = %v; want ErrInvalid", opts, err)
 		}
+	}
+}
+
+func TestReject(t *testing.T) {
+	t.Parallel()
+	linked := cur(complete, 5, size(5))
+	linked.SHA256, linked.Blob = digestA, digestA
+	tests := []struct {
+		cur  Current
+		want verdict
+	}{
+		{linked, apply},
+		{cur(complete, 5, size(5)), apply},
+		{cur(receiving, 5, size(5)), apply},
+		{cur(receiving, 2, nil), apply},
+		{cur(rejected, 5, size(5)), noop},
+		{cur(terminated, 5, size(5)), refuse},
+		{cur(failed, 5, size(5)), refuse},
+	}
+	for _, tt := range tests {
+		ok, err := Reject(tt.cur)
+		if got := judge(t, ok, err); got != tt.want {
+			t.Errorf("Reject(%+v) = %v; want %v", tt.cur, got, tt.want)
+		}
+	}
+}
+
+func TestContentTypeArg(t *testing.T) {
+	t.Parallel()
+	for _, tt := range []struct {
+		ct    string
+		valid bool
+	}{
+		{"application/pdf", true},
+		{"text/plain; charset=utf-8", true},
+		{`text/plain; charset="utf-8"`, true},
+		{"image/svg+xml", true},
+		{"application/vnd.ms-excel", true},
+		{strings.Repeat("a", 250) + "/bbbb", true}, // 255 bytes
+		{strings.Repeat("a", 250) + "/bbbbb", false},
+		{"", false},
+		{"text", false}, // a disposition, not a media type
+		{"/plain", false},
+		{"text/", false},
+		{"text/plain/x", false},
+		{"text /plain", false},
+		{" text/plain", false},
+		{"text/plain ", false},
+		{"text/plain\t", false},
+		{"tëxt/plain", false},
+		{"text/pl\x00ain", false},
+		{"text/plain; charset", false},
+		{"text/plain;;", false},
+	} {
+		err := ContentTypeArg(tt.ct)
+		if tt.valid && err != nil {
+			t.Errorf("ContentTypeArg(%q) = %v; want nil", tt.ct, err)
+		}
+		if !tt.valid && !errors.Is(err, catalog.ErrInvalid) {
+			t.Errorf("ContentTypeArg(%q) = %v; want ErrInvalid", tt.ct, err)
+		}
+	}
+}
+
+func TestSetContentType(t *testing.T) {
+	t.Parallel()
+	typed := func(state catalog.State, ct string) Current { return Current{State: state, ContentType: ct} }
+	tests := []struct {
+		cur  Current
+		ct   string
+		want verdict
+	}{
+		{typed(receiving, ""), "image/png", apply},
+		{typed(receiving, "image/png"), "image/png", noop},
+		{typed(receiving, "image/png"), "image/gif", apply},
+		{typed(complete, ""), "image/png", apply},
+		{typed(complete, "image/png"), "image/png", noop},
+		{typed(terminated, ""), "image/png", refuse},
+		{typed(failed, ""), "image/png", refuse},
+		{typed(rejected, "image/png"), "image/png", refuse},
+	}
+	for _, tt := range tests {
+		ok, err := SetContentType(tt.cur, tt.ct)
+		if got := judge(t, ok, err); got != tt.want {
+			t.Errorf("SetContentType(%+v, %q) = %v; want %v", tt.cur, tt.ct, got, tt.want)
+		}
+	}
+}
+
+func TestNewEvent(t *testing.T) {
+	t.Parallel()
+	created := time.Date(2024, 1, 2, 3, 4, 5, 6000, time.UTC)
+	updated := created.Add(time.Second)
+	s := catalog.Session{ID: "a", Owner: "alice", Size: size(5), Offset: 5, State: complete,
+		SHA256: digestA, BlobSHA256: digestA, ContentType: "image/png",
+		Metadata: map[string]string{"filename": "a.png"}, Storage: map[string]string{"Path": "/a"},
+		CreatedAt: created, UpdatedAt: updated, CompletedAt: &updated}
+	e, err := NewEvent(catalog.EventCompleted, s, map[string]string{"Path": "/blob"})
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(e.ID) != 32 || strings.Trim(e.ID, "0123456789abcdef") != "" {
+		t.Errorf("ID = %q; want 32 lowercase hex digits", e.ID)
+	}
+	if other, _ := NewEvent(catalog.EventCompleted, s, map[string]string{}); other.ID == e.ID {
+		t.Errorf("two events share the id %s", e.ID)
+	}
+	if e.Type != catalog.EventCompleted || e.UploadID != "a" || !e.OccurredAt.Equal(updated) || !e.NextAttemptAt.Equal(updated) {
+		t.Errorf("event = %+v; want upload.completed of a, at and due at %v", e, updated)
+	}
+	const want = `{"id":"a","owner":"alice","size":5,"offset":5,"state":"complete",` +
+		`"sha256":"` + digestA + `","content_type":"image/png","metadata":{"filename":"a.png"},` +
+		`"storage":{"Path":"/a"},"blob_storage":{"Path":"/blob"},` +
+		`"created_at":"2024-01-02T03:04:05.000006Z","completed_at":"2024-01-02T03:04:06.000006Z"}`
+	if string(e.Payload) != want {
+		t.Errorf("payload:\n%s\nwant\n%s", e.Payload, want)
+	}
+
+	// Unknowns are null: a deferred size, no completion, no blob.
+	s = catalog.Session{ID: "b", State: receiving, Metadata: map[string]string{}, Storage: map[string]string{},
+		CreatedAt: created, UpdatedAt: created}
+	e, err = NewEvent(catalog.EventCreated, s, nil)
+	if err != nil {
+		t.Fatal(err)
+	}
+	var snap map[string]any
+	if err := json.Unmarshal(e.Payload, &snap); err != nil {
+		t.Fatal(err)
+	}
+	for _, k := range []string{"size", "completed_at", "blob_storage"} {
+		if v, ok := snap[k]; !ok || v != nil {
+			t.Errorf("payload %s = %v (present %v); want null", k, v, ok)
+		}
+	}
+	// A snapshot whose blob storage does not match its reference is a bug.
+	if _, err := NewEvent(catalog.EventCreated, s, map[string]string{}); err == nil {
+		t.Error("NewEvent with blob storage for a session without a blob = nil; want an error")
+	}
+}
+
+func TestLastError(t *testing.T) {
+	t.Parallel()
+	for _, in := range []string{
+		"connection refused",
+		"",
+		"bad \xff byte and \x00 NUL",
+		strings.Repeat("x", 5000),
+		strings.Repeat("x", MaxLastError-1) + "é", // the rune would straddle the cut
+	} {
+		got := LastError(in)
+		if !utf8.ValidString(got) || strings.ContainsRune(got, 0) || len(got) > MaxLastError {
+			t.Errorf("LastError(%.20q...) = %.20q... (%d bytes); want valid UTF-8 without NUL, at most %d bytes", in, got, len(got), MaxLastError)
+		}
+		if utf8.ValidString(in) && !strings.ContainsRune(in, 0) && len(in) <= MaxLastError && got != in {
+			t.Errorf("LastError(%q) = %q; want it unchanged", in, got)
+		}
+	}
+}
+
+func TestOutboxArgs(t *testing.T) {
+	t.Parallel()
+	now := time.Date(2024, 1, 1, 0, 0, 0, 1500, time.UTC)
+	if until, err := Claim(now, 1, time.Minute); err != nil || !until.Equal(time.Date(2024, 1, 1, 0, 1, 0, 1000, time.UTC)) {
+		t.Errorf("Claim = %v, %v; want the lease's end to the microsecond", until, err)
+	}
+	for _, bad := range []struct {
+		limit int
+		lease time.Duration
+	}{{0, time.Minute}, {-1, time.Minute}, {1, 0}, {1, -1}} {
+		if _, err := Claim(now, bad.limit, bad.lease); !errors.Is(err, catalog.ErrInvalid) {
+			t.Errorf("Claim(%d, %v) = %v; want ErrInvalid", bad.limit, bad.lease, err)
+		}
+	}
+	if n, err := EventLimit(catalog.EventFilter{}); err != nil || n != DefaultEventLimit {
+		t.Errorf("EventLimit(zero) = %d, %v; want %d", n, err, DefaultEventLimit)
+	}
+	for _, f := range []catalog.EventFilter{{Limit: -1}, {Failed: true, Pending: true}} {
+		if _, err := EventLimit(f); !errors.Is(err, catalog.ErrInvalid) {
+			t.Errorf("EventLimit(%+v) = %v; want ErrInvalid", f, err)
+		}
+	}
+	if err := AttemptsArg(-1); !errors.Is(err, catalog.ErrInvalid) {
+		t.Errorf("AttemptsArg(-1) = %v; want ErrInvalid", err)
+	}
+	if err := EventFound(false); !errors.Is(err, catalog.ErrNotFound) {
+		t.Errorf("EventFound(false) = %v; want ErrNotFound", err)
+	}
+	if err := EventFound(true); !errors.Is(err, catalog.ErrConflict) {
+		t.Errorf("EventFound(true) = %v; want ErrConflict", err)
 	}
 }

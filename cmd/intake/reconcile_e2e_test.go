@@ -1,0 +1,78 @@
+package main_test
+
+import (
+	"bytes"
+	"context"
+	"crypto/sha256"
+	"encoding/hex"
+	"encoding/json"
+	"path"
+	"testing"
+	"time"
+
+	"github.com/intake-dev/intake/pkg/client"
+)
+
+// TestCrashBeforeFinalizeIsReconciled stops the process exactly between
+// the store completing an upload and the catalog finalizing it (the
+// test-only fault point INTAKE_TEST_FAULT=finished), then restarts it. With
+// no request touching the upload, the reconciler's sweep finalizes it: the
+// session is complete with the right digest and the download byte-exact.
+func TestCrashBeforeFinalizeIsReconciled(t *testing.T) {
+	if testing.Short() {
+		t.Skip("process end-to-end test")
+	}
+	dataDir := t.TempDir()
+	addr := freePort(t)
+	args := []string{"--data-dir", dataDir, "--reconcile-interval", "200ms"}
+
+	crashing := startEnv(t, addr, []string{"INTAKE_TEST_FAULT=finished"}, args...)
+
+	ctx := context.Background()
+	c := &client.Client{Endpoint: crashing.base + "/files/"}
+	data := random(t, 3<<20)
+	url, _, err := c.Create(ctx, client.Upload{Size: int64(len(data)), Metadata: map[string]string{"filename": "x.bin"}}, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.Patch(ctx, url, 0, bytes.NewReader(data), int64(len(data)), -1); err == nil {
+		t.Fatal("the last PATCH succeeded; the fault point did not fire")
+	}
+	if err := crashing.cmd.Wait(); err == nil || crashing.cmd.ProcessState.ExitCode() != 86 {
+		t.Fatalf("process ended with %v; want exit status 86 at the fault point; log:\n%s", err, crashing.log)
+	}
+	id := path.Base(url)
+	if v := show(t, id, args); v.State != "receiving" {
+		t.Fatalf("after the crash the session is %q; want receiving (stored, not finalized)", v.State)
+	}
+
+	p := start(t, addr, args...)
+	deadline := time.Now().Add(15 * time.Second)
+	for show(t, id, args).State != "complete" {
+		if time.Now().After(deadline) {
+			t.Fatalf("the reconciler never finalized the upload; log:\n%s", p.log)
+		}
+		time.Sleep(100 * time.Millisecond)
+	}
+	sum := sha256.Sum256(data)
+	if v := show(t, id, args); v.SHA256 != hex.EncodeToString(sum[:]) {
+		t.Fatalf("recorded sha256 %q; want %x", v.SHA256, sum)
+	}
+	if got := download(t, url); !bytes.Equal(got, data) {
+		t.Fatal("download differs")
+	}
+}
+
+type shown struct {
+	State  string `json:"state"`
+	SHA256 string `json:"sha256"`
+}
+
+func show(t *testing.T, id string, args []string) shown {
+	t.Helper()
+	var v shown
+	if err := json.Unmarshal(cli(t, append([]string{"uploads", "show", id, "--json"}, args...)...), &v); err != nil {
+		t.Fatal(err)
+	}
+	return v
+}

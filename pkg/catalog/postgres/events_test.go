@@ -1,0 +1,232 @@
+package postgres
+
+import (
+	"context"
+	"errors"
+	"slices"
+	"strings"
+	"testing"
+	"time"
+
+	"github.com/jackc/pgx/v5"
+
+	"github.com/intake-dev/intake/internal/pgtest"
+	"github.com/intake-dev/intake/pkg/catalog"
+	"github.com/intake-dev/intake/pkg/catalog/catalogtest"
+)
+
+func migratedTest(t *testing.T) *Catalog {
+	t.Helper()
+	c := openTest(t, pgtest.URL(t))
+	if _, err := c.MigrateUp(t.Context()); err != nil {
+		t.Fatal(err)
+	}
+	return c
+}
+
+// A transition whose event insert fails leaves nothing behind.
+func TestOutboxAtomic(t *testing.T) {
+	t.Parallel()
+	c := migratedTest(t)
+	catalogtest.Atomic(t, c, func(t *testing.T) {
+		_, err := c.pool.Exec(t.Context(), `
+			CREATE FUNCTION refuse_event() RETURNS trigger LANGUAGE plpgsql
+				AS $$ BEGIN RAISE EXCEPTION 'outbox broken for the test'; END $$;
+			CREATE TRIGGER events_broken BEFORE INSERT ON events
+				FOR EACH ROW EXECUTE FUNCTION refuse_event();`)
+		if err != nil {
+			t.Fatal(err)
+		}
+	})
+}
+
+// Rows another dispatcher has locked (its claim not yet committed) are
+// skipped, not waited for, and are claimable once it lets go without
+// leasing them.
+func TestClaimSkipsLockedEvents(t *testing.T) {
+	t.Parallel()
+	url := pgtest.URL(t)
+	c := openTest(t, url)
+	ctx := t.Context()
+	if _, err := c.MigrateUp(ctx); err != nil {
+		t.Fatal(err)
+	}
+	base := time.Date(2024, 1, 1, 0, 0, 0, 0, time.UTC)
+	for i, id := range []string{"a", "b", "c", "d"} {
+		at := base.Add(time.Duration(i) * time.Second)
+		if err := c.Create(ctx, catalog.Session{ID: id, CreatedAt: at, UpdatedAt: at}); err != nil {
+			t.Fatal(err)
+		}
+	}
+
+	holder, err := pgx.Connect(ctx, url)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer holder.Close(context.Background())
+	tx, err := holder.Begin(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tx.Rollback(context.Background())
+	if _, err := tx.Exec(ctx, `
+		SELECT id FROM events WHERE upload_id IN ('a', 'b') FOR UPDATE`); err != nil {
+		t.Fatal(err)
+	}
+
+	now := base.Add(time.Hour)
+	wait, cancel := context.WithTimeout(ctx, 5*time.Second)
+	defer cancel()
+	got, err := c.ClaimEvents(wait, now, 10, time.Minute)
+	if err != nil {
+		t.Fatalf("ClaimEvents beside locked rows = %v; want no wait", err)
+	}
+	if uploads := uploadIDs(got); !slices.Equal(uploads, []string{"c", "d"}) {
+		t.Fatalf("claimed events of %q; want those of [c d], the unlocked ones", uploads)
+	}
+	if err := tx.Rollback(ctx); err != nil {
+		t.Fatal(err)
+	}
+	got, err = c.ClaimEvents(ctx, now, 10, time.Minute)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if uploads := uploadIDs(got); !slices.Equal(uploads, []string{"a", "b"}) {
+		t.Fatalf("claimed events of %q after the lock went; want those of [a b]", uploads)
+	}
+}
+
+func uploadIDs(events []catalog.Event) []string {
+	var out []string
+	for _, e := range events {
+		out = append(out, e.UploadID)
+	}
+	return out
+}
+
+// The payload column is json, not jsonb: it comes back byte for byte.
+func TestEventPayloadVerbatim(t *testing.T) {
+	t.Parallel()
+	c := migratedTest(t)
+	ctx := t.Context()
+	meta := map[string]string{"zz": "last", "a": "first", "quote": `"\u2028`}
+	if err := c.Create(ctx, catalog.Session{ID: "x", Metadata: meta}); err != nil {
+		t.Fatal(err)
+	}
+	events, err := c.ListEvents(ctx, catalog.EventFilter{})
+	if err != nil || len(events) != 1 {
+		t.Fatalf("ListEvents = %d, %v; want 1", len(events), err)
+	}
+	var text string
+	if err := c.pool.QueryRow(ctx, `SELECT payload::text FROM events`).Scan(&text); err != nil {
+		t.Fatal(err)
+	}
+	if text != string(events[0].Payload) || !strings.HasPrefix(text, `{"id":"x","owner":""`) {
+		t.Errorf("stored payload %s, returned %s; want both as written, keys in Snapshot order", text, events[0].Payload)
+	}
+}
+
+// The schema backs up the code: what the catalog never writes, the
+// database refuses.
+func TestOutboxSchemaRefuses(t *testing.T) {
+	t.Parallel()
+	c := migratedTest(t)
+	ctx := t.Context()
+	if err := c.Create(ctx, catalog.Session{ID: "a", Size: new(int64(1)), Offset: 1}); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Finalize(ctx, "a", 1, rollbackDigest); err != nil {
+		t.Fatal(err)
+	}
+	for _, sql := range outboxSchemaViolations {
+		if _, err := c.pool.Exec(ctx, sql); err == nil {
+			t.Errorf("%s: accepted; want refused", sql)
+		}
+	}
+}
+
+var outboxSchemaViolations = []string{
+	`UPDATE uploads SET state = 'paused'`,
+	`UPDATE uploads SET content_type = 'text'`,
+	`UPDATE uploads SET content_type = 'tëxt/plain'`,
+	`UPDATE uploads SET content_type = ''`,
+	`UPDATE uploads SET content_type = 'a/` + strings.Repeat("b", 254) + `'`,
+	`UPDATE blobs SET content_type = 'nonsense'`,
+	`UPDATE events SET type = 'upload.paused'`,
+	`UPDATE events SET id = 'ABC'`,
+	`UPDATE events SET attempts = -1`,
+	`UPDATE events SET payload = '[]'`,
+	`UPDATE events SET delivered_at = now(), dead_at = now()`,
+	`INSERT INTO events (id, type, upload_id, occurred_at, payload) VALUES ('` + strings.Repeat("0", 32) + `', 'upload.created', 'a', now(), '{}')`,
+}
+
+// Rolling back 0003 keeps every session, rejected ones as failed, and
+// drops the outbox and the content types; migrating up again works.
+func TestMigrateDownEventsWithData(t *testing.T) {
+	t.Parallel()
+	c := migratedTest(t)
+	ctx := t.Context()
+	fillEvents(t, c)
+	if _, err := c.MigrateDown(ctx, 1); err != nil {
+		t.Fatalf("MigrateDown(1) = %v", err)
+	}
+	if tableExists(t, c, "events") {
+		t.Error("events still exists")
+	}
+	var state string
+	if err := c.pool.QueryRow(ctx, `SELECT state FROM uploads WHERE id = 'r'`).Scan(&state); err != nil || state != "failed" {
+		t.Errorf("rejected session after rolling back: %q, %v; want failed", state, err)
+	}
+	if _, err := c.MigrateUp(ctx); err != nil {
+		t.Fatalf("MigrateUp again = %v", err)
+	}
+	checkEventsRolledBack(t, c)
+}
+
+// fillEvents leaves sessions with content types, a blob with one, a
+// rejected session and their events.
+func fillEvents(t *testing.T, c catalog.Catalog) {
+	t.Helper()
+	ctx := t.Context()
+	for _, id := range []string{"a", "r"} {
+		if err := c.Create(ctx, catalog.Session{ID: id, Size: new(int64(3)), Offset: 3}); err != nil {
+			t.Fatal(err)
+		}
+		if err := c.SetContentType(ctx, id, "image/png"); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if _, _, err := c.Finalize(ctx, "a", 3, rollbackDigest); err != nil {
+		t.Fatal(err)
+	}
+	if _, _, err := c.Reject(ctx, "r"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// checkEventsRolledBack checks fillEvents' data after a rollback of 0003
+// and a migration up again.
+func checkEventsRolledBack(t *testing.T, c catalog.Catalog) {
+	t.Helper()
+	ctx := t.Context()
+	a, err := c.Get(ctx, "a")
+	if err != nil || a.State != catalog.StateComplete || a.BlobSHA256 != rollbackDigest || a.ContentType != "" {
+		t.Errorf("Get(a) = %+v, %v; want complete on its blob, without a content type", a, err)
+	}
+	if b, err := c.GetBlob(ctx, rollbackDigest); err != nil || b.Refs != 1 || b.ContentType != "" {
+		t.Errorf("GetBlob = %+v, %v; want 1 reference, no content type", b, err)
+	}
+	if r, err := c.Get(ctx, "r"); err != nil || r.State != catalog.StateFailed {
+		t.Errorf("Get(r) = %+v, %v; want failed", r, err)
+	}
+	if events, err := c.ListEvents(ctx, catalog.EventFilter{}); err != nil || len(events) != 0 {
+		t.Errorf("ListEvents = %d, %v; want none", len(events), err)
+	}
+	// And the catalog works on the new schema.
+	if _, _, err := c.Release(ctx, "a"); err != nil {
+		t.Errorf("Release(a) = %v", err)
+	}
+	if _, err := c.GetBlob(ctx, rollbackDigest); !errors.Is(err, catalog.ErrNotFound) {
+		t.Errorf("GetBlob after the last release = %v; want ErrNotFound", err)
+	}
+}
