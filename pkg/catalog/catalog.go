@@ -391,11 +391,11 @@ type Catalog interface {
 	// narrowed by f; Failed and Pending together, or a negative Limit, are
 	// ErrInvalid.
 	ListEvents(ctx context.Context, f EventFilter) ([]Event, error)
-	// RetryEvent makes a dead or pending event due at now again, resetting
-	// its dead mark (not its attempts nor its last error). ErrNotFound for
-	// an unknown id; ErrConflict for a delivered one. An event that a
-	// dispatcher holds under lease becomes claimable at once, so it may be
-	// delivered twice concurrently: receivers dedup on the id anyway.
+	// RetryEvent makes a dead-lettered event due at now again, clearing its
+	// dead mark (not its attempts). ErrNotFound for an unknown id;
+	// ErrConflict for a delivered event, and for a pending one — it may be
+	// in a dispatcher's hands right now, and making it due again could
+	// deliver it twice at once.
 	RetryEvent(ctx context.Context, id string, now time.Time) error
 
 	// OwnerUsage returns the bytes charged to owner's quota: the size of

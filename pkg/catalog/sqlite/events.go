@@ -120,7 +120,7 @@ func (c *Catalog) MarkFailed(ctx context.Context, id string, attempts int, next 
 func (c *Catalog) RetryEvent(ctx context.Context, id string, now time.Time) error {
 	return c.changeEvent(ctx, "retrying event", id, false, `
 		UPDATE events SET next_attempt_at = ?2, dead_at = NULL
-		WHERE id = ?1 AND delivered_at IS NULL`, toDB(rule.Timestamp(now)))
+		WHERE id = ?1 AND delivered_at IS NULL AND dead_at IS NOT NULL`, toDB(rule.Timestamp(now)))
 }
 
 // changeEvent runs an UPDATE (?1 the id, then args) of one undelivered

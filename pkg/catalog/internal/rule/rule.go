@@ -543,13 +543,14 @@ func LastError(msg string) string {
 	return msg[:cut]
 }
 
-// EventFound judges an outbox change that matched no undelivered row:
-// exists says whether the event exists at all (then it is delivered).
+// EventFound judges an outbox change that matched no row it may change:
+// exists says whether the event exists at all (then it is delivered, or,
+// for RetryEvent, not dead-lettered).
 func EventFound(exists bool) error {
 	if !exists {
 		return catalog.ErrNotFound
 	}
-	return conflict("event already delivered")
+	return conflict("event already delivered, or (for a retry) not dead-lettered")
 }
 
 // LoadedEvent gives an event read from a database the shape callers are
