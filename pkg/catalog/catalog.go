@@ -18,6 +18,10 @@ const (
 	StateTerminated State = "terminated"
 	// StateFailed: the server gave up on the upload (e.g. a digest mismatch).
 	StateFailed State = "failed"
+	// StateExpired: abandoned while receiving (no change for the upload
+	// TTL); its bytes are the caller's to release (the catalog never holds
+	// them). Only Expire moves a session here, and nothing moves it on.
+	StateExpired State = "expired"
 	// StateRejected: every byte arrived, but policy refused the upload
 	// after the last one (e.g. its sniffed type is not allowed); its bytes
 	// are released. Only Reject moves a session here, and nothing moves it
@@ -28,7 +32,7 @@ const (
 // Valid reports whether s is one of the known states.
 func (s State) Valid() bool {
 	switch s {
-	case StateReceiving, StateComplete, StateTerminated, StateFailed, StateRejected:
+	case StateReceiving, StateComplete, StateTerminated, StateFailed, StateRejected, StateExpired:
 		return true
 	}
 	return false
@@ -140,8 +144,7 @@ type Blob struct {
 	CreatedAt time.Time
 }
 
-// Event types written to the outbox. Nothing in the catalog writes
-// EventExpired yet; the schema accepts it for an expiry sweep.
+// Event types written to the outbox.
 const (
 	EventCreated    = "upload.created"
 	EventCompleted  = "upload.completed"
@@ -262,12 +265,13 @@ type Catalog interface {
 	Complete(ctx context.Context, id string, offset int64) error
 	// SetState moves a session to a terminal state other than complete
 	// (terminated, failed). Receiving and complete sessions may be
-	// terminated; only receiving ones may fail; leaving terminated, failed
-	// or rejected is ErrConflict. Moving a session to the state it is
-	// already in is a no-op success. Any other target state (rejected
-	// included: see Reject) is ErrInvalid. A complete session that
-	// references a blob is ErrConflict here: only Release may terminate
-	// it, so that its reference is dropped and counted.
+	// terminated; only receiving ones may fail; leaving terminated, failed,
+	// rejected or expired is ErrConflict. Moving a session to the state it
+	// is already in is a no-op success. Any other target state (rejected
+	// and expired included: see Reject and Expire) is ErrInvalid. A
+	// complete session that references a blob is ErrConflict here: only
+	// Release may terminate it, so that its reference is dropped and
+	// counted.
 	SetState(ctx context.Context, id string, state State) error
 	// List returns sessions matching opts, newest first, without HashState
 	// (nil; use Get to resume). Options that make no sense (a negative
@@ -301,7 +305,8 @@ type Catalog interface {
 	// that is already complete with the same digest and size returns its
 	// blob and whether the blob is another upload's object, changing
 	// nothing (idempotent, for retries after a crash); another digest or
-	// size, or a terminated, failed or rejected session, is ErrConflict.
+	// size, or a terminated, failed, rejected or expired session, is
+	// ErrConflict.
 	//
 	// Session and blob share what either knows of the content type: a new
 	// blob takes the session's, an existing blob without one takes it too,
@@ -319,8 +324,8 @@ type Catalog interface {
 	CreateDeduped(ctx context.Context, s Session, sha256 string) error
 	// Release terminates a session and drops its blob reference in one
 	// transaction, with SetState(terminated)'s rules otherwise (receiving
-	// and complete sessions may be released, failed and rejected ones are
-	// ErrConflict).
+	// and complete sessions may be released, failed, rejected and expired
+	// ones are ErrConflict).
 	// The session keeps SHA256 and loses BlobSHA256. It returns the blob as
 	// it is after the release: when the session held the last reference
 	// the blob row is deleted and returned with Refs 0 and last=true, and
@@ -340,7 +345,8 @@ type Catalog interface {
 	// caller that sniffs before Finalize gets the type into the
 	// upload.completed event. contentType must be "type/subtype" with
 	// optional parameters, printable ASCII, at most 255 bytes (ErrInvalid
-	// otherwise); terminated, failed and rejected sessions are ErrConflict.
+	// otherwise); terminated, failed, rejected and expired sessions are
+	// ErrConflict.
 	// Recording the type a session already has changes nothing on it (its
 	// blob still takes the type if it differs). It writes no event.
 	SetContentType(ctx context.Context, id, contentType string) error
@@ -352,7 +358,8 @@ type Catalog interface {
 	// zero Blob and false: its own object is the caller's to delete. The
 	// session keeps its offset, SHA256, CompletedAt and ContentType and
 	// loses BlobSHA256. Rejecting a rejected session is a no-op success
-	// (zero Blob, false); terminated and failed sessions are ErrConflict.
+	// (zero Blob, false); terminated, failed and expired sessions are
+	// ErrConflict.
 	// A rejected session is final: no other call changes its state.
 	Reject(ctx context.Context, id string) (blob Blob, last bool, err error)
 
@@ -360,9 +367,9 @@ type Catalog interface {
 	// Create → upload.created; Finalize (the call that links the session
 	// to a blob) and CreateDeduped → upload.completed; SetState(failed) →
 	// upload.failed; SetState(terminated) and Release → upload.terminated;
-	// Reject → upload.rejected. Complete writes none: a session it
-	// completes reports upload.completed when Finalize links it. No-op
-	// and refused calls write nothing.
+	// Reject → upload.rejected; Expire → upload.expired. Complete writes
+	// none: a session it completes reports upload.completed when Finalize
+	// links it. No-op and refused calls write nothing.
 	//
 	// OccurredAt comes from the catalog's clock (see Event), while the
 	// outbox methods take the dispatcher's clock as an argument: instances
@@ -398,11 +405,47 @@ type Catalog interface {
 	// deliver it twice at once.
 	RetryEvent(ctx context.Context, id string, now time.Time) error
 
+	// Expiry. The catalog never sees a PATCH in flight (the offset is
+	// committed once the store has the bytes), so a sweep must hold the
+	// upload's lock around Expire and the release of the bytes; Expire's
+	// own condition only settles a race with a change already committed.
+
+	// ListExpired returns up to limit sessions still receiving whose last
+	// change (UpdatedAt) is strictly before cutoff, at microsecond
+	// precision, least recently changed first (UpdatedAt, then ID), without
+	// HashState (as List). limit must be positive (ErrInvalid).
+	ListExpired(ctx context.Context, cutoff time.Time, limit int) ([]Session, error)
+	// Expire moves a receiving session whose UpdatedAt is still strictly
+	// before cutoff (as ListExpired) to StateExpired and writes its
+	// upload.expired event, in one transaction; the condition is checked in
+	// the statement that makes the change. It reports false, without error,
+	// when the condition no longer holds: the session is no longer
+	// receiving (expired already included), or a change since the listing
+	// moved UpdatedAt to cutoff or later (a PATCH won the race); then
+	// nothing changes. The session keeps everything else (offset, digest
+	// state, storage). ErrNotFound for an unknown id.
+	Expire(ctx context.Context, id string, cutoff time.Time) (bool, error)
+	// Known returns which of ids have a session, of any state: the map holds
+	// true for each such id and nothing for the others (so a lookup of an
+	// unknown id reads false). Ids compare exactly; an id no session can
+	// have (see Create) is simply not known. No ids give an empty map. Any
+	// number of ids may be asked: large sets are looked up in batches, which
+	// is safe because sessions are never deleted, so an id once known stays
+	// known.
+	Known(ctx context.Context, ids []string) (map[string]bool, error)
+	// PurgeEvents deletes the events delivered strictly before cutoff (at
+	// microsecond precision) and returns how many; pending and dead events
+	// are never deleted. It may work in several transactions, so that a
+	// large purge never holds up other writes for long; on error the count
+	// is of the events already deleted. A purged event is gone: the outbox
+	// methods then answer ErrNotFound for its id, as for any unknown one.
+	PurgeEvents(ctx context.Context, cutoff time.Time) (int64, error)
+
 	// OwnerUsage returns the bytes charged to owner's quota: the size of
 	// each complete session (every session, even when its content is stored
 	// once), the declared size of each receiving session (its committed
-	// offset while the length is deferred), nothing for terminated, failed
-	// and rejected ones.
+	// offset while the length is deferred), nothing for terminated, failed,
+	// rejected and expired ones.
 	OwnerUsage(ctx context.Context, owner string) (int64, error)
 
 	// FindBlob returns the blob with the digest if owner may know of it:

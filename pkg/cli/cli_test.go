@@ -131,8 +131,8 @@ func TestHelpListsEverySetting(t *testing.T) {
 }
 
 var (
-	reStatusPending = regexp.MustCompile(`^VERSION\s+NAME\s+APPLIED\n0001\s+uploads\s+pending\n0002\s+blobs\s+pending\n0003\s+events\s+pending\n$`)
-	reStatusApplied = regexp.MustCompile(`^VERSION\s+NAME\s+APPLIED\n0001\s+uploads\s+(\S+)\n0002\s+blobs\s+\S+\n0003\s+events\s+\S+\n$`)
+	reStatusPending = regexp.MustCompile(`^VERSION\s+NAME\s+APPLIED\n0001\s+uploads\s+pending\n0002\s+blobs\s+pending\n0003\s+events\s+pending\n0004\s+expired\s+pending\n$`)
+	reStatusApplied = regexp.MustCompile(`^VERSION\s+NAME\s+APPLIED\n0001\s+uploads\s+(\S+)\n0002\s+blobs\s+\S+\n0003\s+events\s+\S+\n0004\s+expired\s+\S+\n$`)
 )
 
 // TestMigrate walks the schema up, down and up again through the CLI, with
@@ -154,13 +154,13 @@ func TestMigrate(t *testing.T) {
 				out := mustRun(t, cmd("migrate", "status")...)
 				if !wantApplied {
 					if !reStatusPending.MatchString(out) {
-						t.Fatalf("status:\n%s\nwant 0001 to 0003 pending", out)
+						t.Fatalf("status:\n%s\nwant 0001 to 0004 pending", out)
 					}
 					return
 				}
 				m := reStatusApplied.FindStringSubmatch(out)
 				if m == nil {
-					t.Fatalf("status:\n%s\nwant 0001 to 0003 applied", out)
+					t.Fatalf("status:\n%s\nwant 0001 to 0004 applied", out)
 				}
 				at, err := time.Parse(time.RFC3339, m[1])
 				if err != nil || at.Before(start) || at.After(time.Now().Add(time.Minute)) {
@@ -175,11 +175,12 @@ func TestMigrate(t *testing.T) {
 			}
 
 			status(false)
-			expect("applied 0001 uploads\napplied 0002 blobs\napplied 0003 events\n", "migrate", "up")
+			expect("applied 0001 uploads\napplied 0002 blobs\napplied 0003 events\napplied 0004 expired\n", "migrate", "up")
 			status(true)
 			expect("schema is up to date\n", "migrate", "up")
 			mustRun(t, cmd("uploads", "ls")...)
 
+			expect("reverted 0004 expired\n", "migrate", "down")
 			expect("reverted 0003 events\n", "migrate", "down")
 			expect("reverted 0002 blobs\n", "migrate", "down")
 			expect("reverted 0001 uploads\n", "migrate", "down")
@@ -193,7 +194,7 @@ func TestMigrate(t *testing.T) {
 				t.Errorf("uploads ls on an unmigrated catalog: %q; want a hint to run intake migrate up", msg)
 			}
 
-			expect("applied 0001 uploads\napplied 0002 blobs\napplied 0003 events\n", "migrate", "up")
+			expect("applied 0001 uploads\napplied 0002 blobs\napplied 0003 events\napplied 0004 expired\n", "migrate", "up")
 			status(true)
 		})
 	}

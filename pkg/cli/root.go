@@ -48,7 +48,7 @@ environment, which beats the file, which beats the default.`,
 		SilenceErrors: true,
 		Version:       Version(),
 	}
-	root.AddCommand(newServeCmd(), newMigrateCmd(), newUploadsCmd(), newEventsCmd(), newVerifyCmd(), newVersionCmd())
+	root.AddCommand(newServeCmd(), newMigrateCmd(), newUploadsCmd(), newEventsCmd(), newVerifyCmd(), newGCCmd(), newVersionCmd())
 	return root
 }
 

@@ -162,6 +162,13 @@ type Config struct {
 	// require, at least 16 characters. Without it and without AdminListen
 	// the admin API is not served. Defaults to "" (none).
 	AdminToken string
+	// UploadTTL (--upload-ttl) is how long an incomplete upload may go
+	// without a committed change before it expires (sliding: every PATCH
+	// restarts it); 0 means never. Defaults to 24h.
+	UploadTTL time.Duration
+	// ReapInterval (--reap-interval) is how often expired uploads are
+	// released; 0 turns the reaper off. Defaults to 30m.
+	ReapInterval time.Duration
 	// ReconcileInterval (--reconcile-interval) is how often uploads stored
 	// but never finalized (a crash at the wrong moment) are looked for and
 	// finalized; 0 turns the sweep off. Defaults to 5m.
@@ -218,6 +225,8 @@ func Default() Config {
 		LockTimeout:        20 * time.Second,
 		ShutdownTimeout:    30 * time.Second,
 		Migrate:            true,
+		UploadTTL:          24 * time.Hour,
+		ReapInterval:       30 * time.Minute,
 		ReconcileInterval:  5 * time.Minute,
 		LogFormat:          "text",
 		LogLevel:           "info",
@@ -302,6 +311,8 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	dur(&c.CORSMaxAge, "cors-max-age", "how long browsers may cache a CORS preflight")
 	str(&c.AdminListen, "admin-listen", "host:port for /metrics and the admin API, off the public address", "the public address")
 	str(&c.AdminToken, "admin-token", "bearer token the admin endpoints require; prefer the env var", "none")
+	dur(&c.UploadTTL, "upload-ttl", "how long an incomplete upload may go without a committed PATCH before it expires (410); 0 never")
+	dur(&c.ReapInterval, "reap-interval", "how often expired uploads are released; 0 turns the reaper off")
 	dur(&c.ReconcileInterval, "reconcile-interval", "how often uploads stored but never finalized are looked for and finalized; 0 turns the sweep off")
 	str(&c.LogFormat, "log-format", "log format: text or json", "")
 	str(&c.LogLevel, "log-level", "minimum log level: debug, info, warn or error", "")
@@ -447,6 +458,14 @@ func (c Config) Validate() error {
 		bad("admin-token", "is shorter than 16 characters; use a long random value")
 	}
 
+	if c.UploadTTL < 0 {
+		bad("upload-ttl", "must not be negative; use 0 for uploads that never expire")
+	} else if c.UploadTTL > 0 && c.UploadTTL < time.Minute {
+		bad("upload-ttl", "is %s; use at least 1m, or a slow client loses its upload between two PATCHes", c.UploadTTL)
+	}
+	if c.ReapInterval < 0 {
+		bad("reap-interval", "must not be negative; use 0 to turn the reaper off")
+	}
 	if c.ReconcileInterval < 0 {
 		bad("reconcile-interval", "must not be negative; use 0 to turn the sweep off")
 	}

@@ -35,7 +35,7 @@ func (s *Server) routes() (public, admin http.Handler) {
 		return auth.Middleware(s.verifier, h)
 	}
 
-	tus := authed(protocol.Wrap(markCreationBody(s.tus), protocol.Options{Logger: s.log, MaxSize: int64(s.cfg.MaxSize), MaxMetadataSize: int(s.cfg.MaxMetadataBytes)}))
+	tus := authed(s.uploadExpires(protocol.Wrap(markCreationBody(s.tus), protocol.Options{Logger: s.log, MaxSize: int64(s.cfg.MaxSize), MaxMetadataSize: int(s.cfg.MaxMetadataBytes)})))
 	prefix := tusPrefix(s.cfg.BasePath)
 	mux.Handle(prefix+"/", http.StripPrefix(prefix, tus))
 	mux.Handle(prefix, http.StripPrefix(prefix, tus))

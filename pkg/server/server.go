@@ -56,6 +56,18 @@ type Option func(*options)
 
 type options struct {
 	s3Credentials aws.CredentialsProvider
+	now           func() time.Time
+}
+
+// WithClock makes expiry use now instead of the wall clock (tests).
+func WithClock(now func() time.Time) Option {
+	return func(o *options) { o.now = now }
+}
+
+// Reap runs one reaper pass now (tests and embedders; the server runs one
+// every --reap-interval).
+func (s *Server) Reap(ctx context.Context) (storage.ReapResult, error) {
+	return s.store.Reap(ctx, s.uploadLock, false)
 }
 
 // WithS3Credentials makes the S3 store use creds instead of the standard
@@ -103,6 +115,8 @@ func assemble(ctx context.Context, cfg config.Config, log *slog.Logger, cat Cata
 		Metrics:      storage.NewMetrics(reg),
 		DedupScope:   storage.DedupScope(cfg.DedupScope),
 		AllowedTypes: cfg.AllowedTypePatterns(),
+		TTL:          cfg.UploadTTL,
+		Now:          o.now,
 		Policy:       policy,
 		Fault:        testFault(),
 	}
@@ -196,18 +210,7 @@ func testFault() func(string) {
 // storage.Store.Reconcile) every interval until ctx ends, starting soon
 // after start so that a crash before the restart is repaired promptly.
 func (s *Server) reconcileLoop(ctx context.Context, interval time.Duration) {
-	lock := func(ctx context.Context, id string) (func(), error) {
-		l, err := s.locker.NewLock(id)
-		if err != nil {
-			return nil, err
-		}
-		lctx, cancel := context.WithTimeout(ctx, time.Second)
-		defer cancel()
-		if err := l.Lock(lctx, func() {}); err != nil {
-			return nil, err
-		}
-		return func() { _ = l.Unlock() }, nil
-	}
+	lock := s.uploadLock
 	t := time.NewTimer(min(interval, 10*time.Second))
 	defer t.Stop()
 	for {
@@ -359,7 +362,14 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 			s.reconcileLoop(sweepCtx, s.cfg.ReconcileInterval)
 		}
 	}()
-	defer func() { stopSweep(); <-sweepDone }()
+	reapDone := make(chan struct{})
+	go func() {
+		defer close(reapDone)
+		if s.cfg.ReapInterval > 0 && s.cfg.UploadTTL > 0 {
+			s.reapLoop(sweepCtx, s.cfg.ReapInterval)
+		}
+	}()
+	defer func() { stopSweep(); <-sweepDone; <-reapDone }()
 	s.log.InfoContext(ctx, "intake listening", "addr", ln.Addr().String(), "base_path", s.cfg.BasePath)
 	var adminSrv *http.Server
 	if s.adminLn != nil {
@@ -408,7 +418,7 @@ func OpenStorage(ctx context.Context, cfg config.Config, log *slog.Logger, cat C
 	for _, opt := range opts {
 		opt(&o)
 	}
-	sopts := storage.Options{Logger: log, Metrics: storage.NewMetrics(nil), DedupScope: storage.DedupScope(cfg.DedupScope)}
+	sopts := storage.Options{Logger: log, Metrics: storage.NewMetrics(nil), DedupScope: storage.DedupScope(cfg.DedupScope), TTL: cfg.UploadTTL}
 	backend, _, err := newBackend(ctx, cfg, log, prometheus.NewRegistry(), o, &sopts)
 	if err != nil {
 		return nil, err

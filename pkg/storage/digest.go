@@ -10,6 +10,7 @@ import (
 	"hash"
 	"io"
 	"net/http"
+	"time"
 
 	"github.com/tus/tusd/v2/pkg/handler"
 
@@ -147,6 +148,7 @@ func (u *upload) finalize(ctx context.Context, size int64) error {
 	u.session.Offset = size
 	u.session.SHA256 = sum
 	u.session.BlobSHA256 = blob.SHA256
+	u.store.noteExpiry(ctx, u.session, time.Time{}) // complete: never expires
 	u.store.opts.Metrics.completed.Inc()
 	if existed {
 		// Stored once already: this upload's own copy goes.

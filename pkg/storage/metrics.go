@@ -16,6 +16,8 @@ type Metrics struct {
 	digestFallbacks  prometheus.Counter
 	digestMismatches prometheus.Counter
 	rejected         prometheus.Counter
+	reaped           prometheus.Counter
+	bytesReleased    prometheus.Counter
 }
 
 // dedupHit counts content that did not have to be stored (kind "finish")
@@ -73,8 +75,16 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Namespace: "intake", Name: "uploads_rejected_total",
 		Help: "Uploads rejected at finalization because their sniffed type is not allowed.",
 	})
+	m.reaped = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "intake", Name: "uploads_reaped_total",
+		Help: "Incomplete uploads expired by the reaper, their storage released.",
+	})
+	m.bytesReleased = prometheus.NewCounter(prometheus.CounterOpts{
+		Namespace: "intake", Name: "reaped_bytes_released_total",
+		Help: "Bytes of expired uploads released by the reaper.",
+	})
 	if reg != nil {
-		reg.MustRegister(m.rejected)
+		reg.MustRegister(m.rejected, m.reaped, m.bytesReleased)
 		reg.MustRegister(m.created, m.completed, m.terminated, m.bytesReceived,
 			m.dedupHits, m.dedupBytesSaved, m.digestFallbacks, m.digestMismatches)
 	}

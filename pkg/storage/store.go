@@ -37,6 +37,8 @@ type Sessions interface {
 	SetContentType(ctx context.Context, id, contentType string) error
 	Reject(ctx context.Context, id string) (catalog.Blob, bool, error)
 	List(ctx context.Context, opts catalog.ListOptions) ([]catalog.Session, error)
+	ListExpired(ctx context.Context, cutoff time.Time, limit int) ([]catalog.Session, error)
+	Expire(ctx context.Context, id string, cutoff time.Time) (bool, error)
 }
 
 // Backend is a tusd store with every capability intake advertises.
@@ -63,6 +65,11 @@ type Options struct {
 	// "video/*") an upload's sniffed type must match at finalization, or it
 	// is rejected (415) and its bytes released.
 	AllowedTypes []string
+	// TTL is how long a receiving upload may go without a committed change
+	// before it expires (sliding); 0 means never.
+	TTL time.Duration
+	// Now is the clock (tests); defaults to time.Now.
+	Now func() time.Time
 	// Policy checks a deferred upload's declared length against the
 	// owner's quota.
 	Policy hooks.Policy
@@ -250,6 +257,7 @@ func (s *Store) NewUpload(ctx context.Context, info handler.FileInfo) (handler.U
 		return nil, s.catalogError(ctx, "create", stored.ID, err)
 	}
 	s.opts.Metrics.created.Inc()
+	s.noteExpiry(ctx, sess, s.now())
 	return &upload{store: s, inner: inner, session: sess}, nil
 }
 
@@ -368,7 +376,13 @@ func (s *Store) GetUpload(ctx context.Context, id string) (handler.Upload, error
 		return nil, ErrUploadFailed
 	case catalog.StateRejected:
 		return nil, ErrUploadRejected
+	case catalog.StateExpired:
+		return nil, ErrUploadExpired
 	}
+	if s.expired(sess) {
+		return nil, ErrUploadExpired // the reaper has not come by yet
+	}
+	s.noteExpiry(ctx, sess, sess.UpdatedAt)
 	if sess.State == catalog.StateComplete && sess.BlobSHA256 != "" {
 		return &blobUpload{store: s, session: sess}, nil
 	}
@@ -539,6 +553,7 @@ func (u *upload) commitState(ctx context.Context, offset int64, state []byte) er
 	u.session.Offset = offset
 	u.session.HashState = state
 	u.session.HashOffset = offset
+	u.store.noteExpiry(ctx, u.session, u.store.now())
 	return nil
 }
 

@@ -151,7 +151,7 @@ func testCommitOffset(t *testing.T, c catalog.Catalog) {
 }
 
 func testCommitOffsetTerminal(t *testing.T, c catalog.Catalog) {
-	for _, st := range []catalog.State{complete, terminated, failed} {
+	for _, st := range []catalog.State{complete, terminated, failed, expired} {
 		t.Run(string(st), func(t *testing.T) {
 			s := create(t, c, catalog.Session{ID: id(t, "upload"), State: st, Size: size(10), Offset: 10})
 			wantErr(t, "CommitOffset(current)", c.CommitOffset(t.Context(), s.ID, 10, []byte{1}), catalog.ErrConflict)
@@ -289,6 +289,7 @@ func testFinalizeStates(t *testing.T, c catalog.Catalog) {
 	refused("failed", catalog.Session{ID: id(t, "failed"), State: failed, Size: size(5), Offset: 5}, 5)
 	refused("complete at another size", catalog.Session{ID: id(t, "complete-other"), State: complete, Size: size(5), Offset: 5}, 4)
 	refused("rejected", catalog.Session{ID: id(t, "rejected"), State: rejected, Size: size(5), Offset: 5}, 5)
+	refused("expired", catalog.Session{ID: id(t, "expired"), State: expired, Size: size(5), Offset: 5}, 5)
 
 	// A session completed without a digest (created complete, or by
 	// Complete) is linked once, keeping its completion time.
@@ -508,7 +509,7 @@ func testReleaseStates(t *testing.T, c catalog.Catalog) {
 		checkSession(t, got, want)
 	}
 
-	for _, st := range []catalog.State{failed, rejected} {
+	for _, st := range []catalog.State{failed, rejected, expired} {
 		f := create(t, c, catalog.Session{ID: id(t, string(st)), State: st, Size: size(5), Offset: 5})
 		_, _, err := c.Release(ctx, f.ID)
 		wantErr(t, "Release on "+string(st), err, catalog.ErrConflict)
@@ -588,6 +589,11 @@ func testFindBlob(t *testing.T, c catalog.Catalog) {
 	check(alices, "ALICE", false, false)
 	check(alices, "\xff", false, false)
 	check(alices, "alice\x00", false, false)
+	// Nor does it once expired.
+	if ok, err := c.Expire(ctx, id(t, "b-receiving"), time.Now().Add(time.Hour)); err != nil || !ok {
+		t.Fatalf("Expire(b-receiving) = %v, %v; want true", ok, err)
+	}
+	check(alices, "bob", false, false)
 
 	// bob gets alice's content too, then lets it go.
 	copyID := id(t, "b-copy")

@@ -21,6 +21,7 @@ const (
 	terminated = catalog.StateTerminated
 	failed     = catalog.StateFailed
 	rejected   = catalog.StateRejected
+	expired    = catalog.StateExpired
 )
 
 // Run runs the suite. newCatalog must return an empty, migrated catalog and
@@ -74,11 +75,15 @@ func Run(t *testing.T, newCatalog func(t *testing.T) catalog.Catalog) {
 	t.Run("SetContentTypeInvalid", withShared(testSetContentTypeInvalid))
 	t.Run("Reject", withShared(testReject))
 	t.Run("RejectStates", withShared(testRejectStates))
+	t.Run("ExpireStates", withShared(testExpireStates))
+	t.Run("Known", withShared(testKnown))
+	t.Run("OwnerUsage", withShared(testOwnerUsage))
 	t.Run("ConcurrentSetOffset", withShared(testConcurrentSetOffset))
 	t.Run("ConcurrentCompleteAndFail", withShared(testConcurrentCompleteAndFail))
 	t.Run("ConcurrentFinalizeAndRelease", withShared(testConcurrentFinalizeAndRelease))
 	t.Run("ReleaseRacesFinalize", withShared(testReleaseRacesFinalize))
 	t.Run("ReleaseRacesCreateDeduped", withShared(testReleaseRacesCreateDeduped))
+	t.Run("ExpireRacesCommitOffset", withShared(testExpireRacesCommitOffset))
 	t.Run("CanceledContext", withShared(testCanceledContext))
 	t.Run("Ping", withShared(testPing))
 	t.Run("Migrations", withShared(testMigrations))
@@ -92,6 +97,10 @@ func Run(t *testing.T, newCatalog func(t *testing.T) catalog.Catalog) {
 	t.Run("ClaimEventsConcurrent", withOwn(testClaimEventsConcurrent))
 	t.Run("EventDelivery", withOwn(testEventDelivery))
 	t.Run("ListEvents", withOwn(testListEvents))
+	t.Run("ListExpired", withOwn(testListExpired))
+	t.Run("Expire", withOwn(testExpire))
+	t.Run("ExpireLosesToCommitOffset", withOwn(testExpireLosesToCommitOffset))
+	t.Run("PurgeEvents", withOwn(testPurgeEvents))
 	t.Run("Close", withOwn(testClose))
 }
 
@@ -417,6 +426,8 @@ func testNotFound(t *testing.T, c catalog.Catalog) {
 	wantErr(t, "SetContentType", c.SetContentType(ctx, missing, "text/plain"), catalog.ErrNotFound)
 	_, _, err = c.Reject(ctx, missing)
 	wantErr(t, "Reject", err, catalog.ErrNotFound)
+	_, err = c.Expire(ctx, missing, time.Now().Add(time.Hour))
+	wantErr(t, "Expire", err, catalog.ErrNotFound)
 	// Ids no session can have (Create refuses them) are not found, rather
 	// than a driver error about their encoding.
 	for _, bad := range []string{"", "abc\x00def", "\xff\xfe"} {
@@ -434,6 +445,8 @@ func testNotFound(t *testing.T, c catalog.Catalog) {
 		wantErr(t, fmt.Sprintf("SetContentType(%q)", bad), c.SetContentType(ctx, bad, "text/plain"), catalog.ErrNotFound)
 		_, _, err = c.Reject(ctx, bad)
 		wantErr(t, fmt.Sprintf("Reject(%q)", bad), err, catalog.ErrNotFound)
+		_, err = c.Expire(ctx, bad, time.Now().Add(time.Hour))
+		wantErr(t, fmt.Sprintf("Expire(%q)", bad), err, catalog.ErrNotFound)
 	}
 	// No event has these ids either; nothing is claimed to find out.
 	for _, bad := range []string{missing, strings.Repeat("0", 32), "", "abc\x00def", "\xff\xfe"} {
@@ -491,7 +504,7 @@ func testSetOffset(t *testing.T, c catalog.Catalog) {
 }
 
 func testSetOffsetTerminal(t *testing.T, c catalog.Catalog) {
-	for _, st := range []catalog.State{complete, terminated, failed} {
+	for _, st := range []catalog.State{complete, terminated, failed, expired} {
 		t.Run(string(st), func(t *testing.T) {
 			s := create(t, c, catalog.Session{ID: id(t, "upload"), State: st, Size: size(10), Offset: 10})
 			wantErr(t, "SetOffset(current)", c.SetOffset(t.Context(), s.ID, 10), catalog.ErrConflict)
@@ -595,7 +608,7 @@ func testDeclareLength(t *testing.T, c catalog.Catalog) {
 		t.Errorf("Size = %s; want 0", fmtSize(got.Size))
 	}
 
-	for _, st := range []catalog.State{terminated, failed} {
+	for _, st := range []catalog.State{terminated, failed, expired} {
 		d := create(t, c, catalog.Session{ID: id(t, string(st)), State: st, Offset: 3})
 		wantErr(t, "DeclareLength on "+string(st), c.DeclareLength(ctx, d.ID, 10), catalog.ErrConflict)
 		checkSession(t, get(t, c, d.ID), d)
@@ -649,7 +662,7 @@ func testCompleteConflicts(t *testing.T, c catalog.Catalog) {
 	wantErr(t, "Complete on a deferred size", c.Complete(ctx, deferred.ID, 10), catalog.ErrConflict)
 	checkSession(t, get(t, c, deferred.ID), deferred)
 
-	for _, st := range []catalog.State{terminated, failed} {
+	for _, st := range []catalog.State{terminated, failed, expired} {
 		s := create(t, c, catalog.Session{ID: id(t, string(st)), State: st, Size: size(10), Offset: 10})
 		wantErr(t, "Complete on "+string(st), c.Complete(ctx, s.ID, 10), catalog.ErrConflict)
 		checkSession(t, get(t, c, s.ID), s)
@@ -674,6 +687,10 @@ func testSetState(t *testing.T, c catalog.Catalog) {
 		{failed, terminated, catalog.ErrConflict, failed},
 		{rejected, terminated, catalog.ErrConflict, rejected},
 		{rejected, failed, catalog.ErrConflict, rejected},
+		{expired, terminated, catalog.ErrConflict, expired},
+		{expired, failed, catalog.ErrConflict, expired},
+		{receiving, expired, catalog.ErrInvalid, receiving},
+		{expired, expired, catalog.ErrInvalid, expired},
 		{receiving, rejected, catalog.ErrInvalid, receiving},
 		{complete, rejected, catalog.ErrInvalid, complete},
 		{receiving, receiving, catalog.ErrInvalid, receiving},
@@ -798,6 +815,12 @@ func testCanceledContext(t *testing.T, c catalog.Catalog) {
 	wantErr(t, "SetContentType with a canceled context", c.SetContentType(ctx, s.ID, "text/plain"), context.Canceled)
 	_, _, err = c.Reject(ctx, s.ID)
 	wantErr(t, "Reject with a canceled context", err, context.Canceled)
+	_, err = c.ListExpired(ctx, time.Now().Add(time.Hour), 1)
+	wantErr(t, "ListExpired with a canceled context", err, context.Canceled)
+	_, err = c.Expire(ctx, s.ID, time.Now().Add(time.Hour))
+	wantErr(t, "Expire with a canceled context", err, context.Canceled)
+	_, err = c.Known(ctx, []string{s.ID})
+	wantErr(t, "Known with a canceled context", err, context.Canceled)
 	// The outbox calls fail before they reach any event: the catalog is
 	// shared, and no other subtest's event may be claimed or changed.
 	_, err = c.ClaimEvents(ctx, time.Now(), 1, time.Minute)
@@ -808,6 +831,10 @@ func testCanceledContext(t *testing.T, c catalog.Catalog) {
 	wantErr(t, "MarkDelivered with a canceled context", c.MarkDelivered(ctx, e, time.Now()), context.Canceled)
 	wantErr(t, "MarkFailed with a canceled context", c.MarkFailed(ctx, e, 1, time.Now(), "x", true), context.Canceled)
 	wantErr(t, "RetryEvent with a canceled context", c.RetryEvent(ctx, e, time.Now()), context.Canceled)
+	// Nothing the other subtests write was delivered that long ago, should
+	// the call get through.
+	_, err = c.PurgeEvents(ctx, time.Date(2000, 1, 1, 0, 0, 0, 0, time.UTC))
+	wantErr(t, "PurgeEvents with a canceled context", err, context.Canceled)
 	checkSession(t, get(t, c, s.ID), s)
 }
 

@@ -103,7 +103,7 @@ func testSetContentType(t *testing.T, c catalog.Catalog) {
 	}
 
 	// Sessions whose bytes are gone or refused.
-	for _, st := range []catalog.State{terminated, failed, rejected} {
+	for _, st := range []catalog.State{terminated, failed, rejected, expired} {
 		s := create(t, c, catalog.Session{ID: id(t, string(st)), State: st, Size: size(2), Offset: 2})
 		wantErr(t, "SetContentType on "+string(st), c.SetContentType(ctx, s.ID, "image/png"), catalog.ErrConflict)
 		checkSession(t, get(t, c, s.ID), s)
@@ -221,7 +221,7 @@ func testRejectStates(t *testing.T, c catalog.Catalog) {
 		checkSession(t, got, want)
 	}
 
-	for _, st := range []catalog.State{terminated, failed} {
+	for _, st := range []catalog.State{terminated, failed, expired} {
 		s := create(t, c, catalog.Session{ID: id(t, string(st)), State: st, Size: size(5), Offset: 5})
 		_, _, err := c.Reject(ctx, s.ID)
 		wantErr(t, "Reject on "+string(st), err, catalog.ErrConflict)

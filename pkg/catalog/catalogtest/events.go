@@ -162,6 +162,7 @@ func testTransitionEvents(t *testing.T, c catalog.Catalog) {
 	ctx := t.Context()
 	d, other := digest(t, "content"), digest(t, "other")
 	storage := map[string]string{"Type": "filestore", "Path": "/data/a"}
+	idle := micro(time.Now().Add(-48 * time.Hour))
 	steps := []struct {
 		name    string
 		do      func() error
@@ -219,6 +220,16 @@ func testTransitionEvents(t *testing.T, c catalog.Catalog) {
 		{"Create q", func() error { return c.Create(ctx, catalog.Session{ID: "q", Size: size(2), Offset: 2}) }, nil, catalog.EventCreated, "q"},
 		{"Reject receiving", func() error { _, _, err := c.Reject(ctx, "q"); return err }, nil, catalog.EventRejected, "q"},
 		{"Reject failed", func() error { _, _, err := c.Reject(ctx, "six"); return err }, catalog.ErrConflict, "", ""},
+
+		{"Create idle", func() error {
+			return c.Create(ctx, catalog.Session{ID: "e", Size: size(5), CreatedAt: idle, UpdatedAt: idle})
+		}, nil, catalog.EventCreated, "e"},
+		{"Expire", func() error { return expire(ctx, c, "e", true) }, nil, catalog.EventExpired, "e"},
+		{"Expire again", func() error { return expire(ctx, c, "e", false) }, nil, "", ""},
+		{"Expire terminated", func() error { return expire(ctx, c, "cc", false) }, nil, "", ""},
+		{"SetState(terminated) on expired", func() error { return c.SetState(ctx, "e", terminated) }, catalog.ErrConflict, "", ""},
+		{"Release expired", func() error { _, _, err := c.Release(ctx, "e"); return err }, catalog.ErrConflict, "", ""},
+		{"Reject expired", func() error { _, _, err := c.Reject(ctx, "e"); return err }, catalog.ErrConflict, "", ""},
 	}
 	count := 0
 	for _, st := range steps {
@@ -253,6 +264,7 @@ func testTransitionEvents(t *testing.T, c catalog.Catalog) {
 		"r":   {catalog.EventCreated, catalog.EventTerminated},
 		"cc":  {catalog.EventCreated, catalog.EventTerminated},
 		"q":   {catalog.EventCreated, catalog.EventRejected},
+		"e":   {catalog.EventCreated, catalog.EventExpired},
 	}
 	got := map[string][]string{}
 	for _, e := range claim(t, c, time.Now().Add(time.Hour), 1000, time.Minute) {
@@ -559,6 +571,8 @@ func Atomic(t *testing.T, c catalog.Catalog, breakOutbox func(t *testing.T)) {
 	fails("Release", err)
 	_, _, err = c.Reject(ctx, "b")
 	fails("Reject", err)
+	_, err = c.Expire(ctx, "receiving", time.Now().Add(time.Hour))
+	fails("Expire", err)
 
 	for _, id := range []string{"new", "copy"} {
 		_, err := c.Get(ctx, id)

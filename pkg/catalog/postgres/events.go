@@ -103,7 +103,8 @@ func (c *Catalog) RetryEvent(ctx context.Context, id string, now time.Time) erro
 // changeEvent runs an UPDATE ($1 the id, then args) of one undelivered
 // event. When it matches none, the event is missing (ErrNotFound) or
 // delivered: success when deliveredOK, else ErrConflict. Delivery is never
-// undone and events are never deleted, so that verdict cannot go stale.
+// undone, so that verdict cannot go stale; only PurgeEvents may delete a
+// delivered event in between, which is then not found, as it is by now.
 func (c *Catalog) changeEvent(ctx context.Context, action, id string, deliveredOK bool, sql string, args ...any) error {
 	if !rule.StorableID(id) {
 		return catalog.ErrNotFound
@@ -148,4 +149,32 @@ func (c *Catalog) ListEvents(ctx context.Context, f catalog.EventFilter) ([]cata
 		return nil, dbError("listing events", err)
 	}
 	return events, nil
+}
+
+// PurgeEvents deletes delivered events, oldest delivery first, a batch per
+// statement (each its own transaction) until a batch comes up short. Rows
+// another purger holds are skipped, so instances purging at once share
+// the work instead of queueing on each other's batches.
+func (c *Catalog) PurgeEvents(ctx context.Context, cutoff time.Time) (int64, error) {
+	cut := rule.Timestamp(cutoff)
+	var purged int64
+	for {
+		// = ANY(ARRAY(...)), not IN (...): the batch is collected first,
+		// then deleted through the primary key; IN lets the planner hash
+		// the batch and scan the whole table for it.
+		tag, err := c.pool.Exec(ctx, `
+			DELETE FROM events WHERE id = ANY(ARRAY(
+				SELECT id FROM events
+				WHERE delivered_at < $1
+				ORDER BY delivered_at
+				LIMIT $2
+				FOR UPDATE SKIP LOCKED))`, cut, rule.PurgeBatch)
+		if err != nil {
+			return purged, dbError("purging events", err)
+		}
+		purged += tag.RowsAffected()
+		if tag.RowsAffected() < rule.PurgeBatch {
+			return purged, nil
+		}
+	}
 }

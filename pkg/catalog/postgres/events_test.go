@@ -5,6 +5,7 @@ import (
 	"errors"
 	"slices"
 	"strings"
+	"sync"
 	"testing"
 	"time"
 
@@ -13,6 +14,7 @@ import (
 	"github.com/intake-dev/intake/internal/pgtest"
 	"github.com/intake-dev/intake/pkg/catalog"
 	"github.com/intake-dev/intake/pkg/catalog/catalogtest"
+	"github.com/intake-dev/intake/pkg/catalog/internal/rule"
 )
 
 func migratedTest(t *testing.T) *Catalog {
@@ -167,8 +169,8 @@ func TestMigrateDownEventsWithData(t *testing.T) {
 	c := migratedTest(t)
 	ctx := t.Context()
 	fillEvents(t, c)
-	if _, err := c.MigrateDown(ctx, 1); err != nil {
-		t.Fatalf("MigrateDown(1) = %v", err)
+	if _, err := c.MigrateDown(ctx, len(c.steps)-2); err != nil {
+		t.Fatalf("MigrateDown to 0002 = %v", err)
 	}
 	if tableExists(t, c, "events") {
 		t.Error("events still exists")
@@ -228,5 +230,88 @@ func checkEventsRolledBack(t *testing.T, c catalog.Catalog) {
 	}
 	if _, err := c.GetBlob(ctx, rollbackDigest); !errors.Is(err, catalog.ErrNotFound) {
 		t.Errorf("GetBlob after the last release = %v; want ErrNotFound", err)
+	}
+}
+
+// Rolling back 0004 keeps every session, expired ones as terminated, and
+// their upload.expired events; the old schema refuses the state again.
+// Migrating up again works.
+func TestMigrateDownExpiredWithData(t *testing.T) {
+	t.Parallel()
+	c := migratedTest(t)
+	ctx := t.Context()
+	idle := time.Now().Add(-2 * time.Hour)
+	for _, id := range []string{"x", "r"} {
+		if err := c.Create(ctx, catalog.Session{ID: id, Size: new(int64(3)), CreatedAt: idle, UpdatedAt: idle}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ok, err := c.Expire(ctx, "x", time.Now().Add(-time.Hour)); err != nil || !ok {
+		t.Fatalf("Expire = %v, %v", ok, err)
+	}
+	expiredAt, err := c.Get(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.MigrateDown(ctx, 1); err != nil {
+		t.Fatalf("MigrateDown(1) = %v", err)
+	}
+	var state string
+	if err := c.pool.QueryRow(ctx, `SELECT state FROM uploads WHERE id = 'x'`).Scan(&state); err != nil || state != "terminated" {
+		t.Errorf("expired session after rolling back: %q, %v; want terminated", state, err)
+	}
+	if _, err := c.pool.Exec(ctx, `UPDATE uploads SET state = 'expired' WHERE id = 'r'`); err == nil {
+		t.Error("the rolled back schema accepts the expired state")
+	}
+	if _, err := c.MigrateUp(ctx); err != nil {
+		t.Fatalf("MigrateUp again = %v", err)
+	}
+	x, err := c.Get(ctx, "x")
+	if err != nil || x.State != catalog.StateTerminated || !x.UpdatedAt.Equal(expiredAt.UpdatedAt) || x.Offset != 0 {
+		t.Errorf("Get(x) = %+v, %v; want terminated, as expired otherwise", x, err)
+	}
+	events, err := c.ListEvents(ctx, catalog.EventFilter{})
+	if err != nil || len(events) != 3 || events[0].Type != catalog.EventExpired || events[0].UploadID != "x" {
+		t.Errorf("ListEvents = %d, %v; want the creations and x's upload.expired, newest first", len(events), err)
+	}
+	if ok, err := c.Expire(ctx, "r", time.Now().Add(-time.Hour)); err != nil || !ok {
+		t.Errorf("Expire(r) on the schema migrated again = %v, %v; want true", ok, err)
+	}
+}
+
+// PurgeEvents works through more than one batch, and purgers running at
+// once share the work: every delivered event goes exactly once, pending
+// and dead ones stay.
+func TestPurgeEventsBatches(t *testing.T) {
+	t.Parallel()
+	c := migratedTest(t)
+	ctx := t.Context()
+	delivered := 2*rule.PurgeBatch + 7
+	if _, err := c.pool.Exec(ctx, `
+		INSERT INTO events (id, type, upload_id, occurred_at, payload, next_attempt_at, delivered_at, dead_at)
+		SELECT lpad(to_hex(g), 32, '0'), 'upload.created', 'u', now(), '{}', now(),
+			CASE WHEN g <= $1 THEN now() - interval '1 day' END,
+			CASE WHEN g > $1 + 2 THEN now() END
+		FROM generate_series(1, $1 + 4) g`, delivered); err != nil {
+		t.Fatal(err)
+	}
+	var (
+		wg     sync.WaitGroup
+		counts [2]int64
+		errs   [2]error
+	)
+	for i := range counts {
+		wg.Go(func() { counts[i], errs[i] = c.PurgeEvents(ctx, time.Now()) })
+	}
+	wg.Wait()
+	if errs[0] != nil || errs[1] != nil || counts[0]+counts[1] != int64(delivered) {
+		t.Errorf("PurgeEvents at once = %d, %v and %d, %v; want %d in all", counts[0], errs[0], counts[1], errs[1], delivered)
+	}
+	var left, undelivered int
+	if err := c.pool.QueryRow(ctx, `SELECT count(*), count(*) FILTER (WHERE delivered_at IS NULL) FROM events`).Scan(&left, &undelivered); err != nil {
+		t.Fatal(err)
+	}
+	if left != 4 || undelivered != 4 {
+		t.Errorf("events left = %d (%d undelivered); want the 2 pending and 2 dead", left, undelivered)
 	}
 }

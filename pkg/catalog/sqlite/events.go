@@ -126,8 +126,9 @@ func (c *Catalog) RetryEvent(ctx context.Context, id string, now time.Time) erro
 // changeEvent runs an UPDATE (?1 the id, then args) of one undelivered
 // event on the writer. When it matches none, the event is missing
 // (ErrNotFound) or delivered: success when deliveredOK, else ErrConflict.
-// Delivery is never undone and events are never deleted, so that verdict
-// cannot go stale.
+// Delivery is never undone, so that verdict cannot go stale; only
+// PurgeEvents may delete a delivered event in between, which is then not
+// found, as it is by now.
 func (c *Catalog) changeEvent(ctx context.Context, action, id string, deliveredOK bool, query string, args ...any) error {
 	if !rule.StorableID(id) {
 		return catalog.ErrNotFound
@@ -171,4 +172,32 @@ func (c *Catalog) ListEvents(ctx context.Context, f catalog.EventFilter) ([]cata
 		return nil, dbError("listing events", err)
 	}
 	return events, nil
+}
+
+// PurgeEvents deletes delivered events, oldest delivery first, a batch per
+// statement (each its own transaction on the writer) until a batch comes
+// up short, so that PATCHes' offset updates queue behind one batch at
+// most, never behind the whole purge.
+func (c *Catalog) PurgeEvents(ctx context.Context, cutoff time.Time) (int64, error) {
+	cut := toDB(rule.Timestamp(cutoff))
+	var purged int64
+	for {
+		res, err := c.write.ExecContext(ctx, `
+			DELETE FROM events WHERE id IN (
+				SELECT id FROM events
+				WHERE delivered_at < ?
+				ORDER BY delivered_at
+				LIMIT ?)`, cut, rule.PurgeBatch)
+		if err != nil {
+			return purged, dbError("purging events", err)
+		}
+		n, err := res.RowsAffected()
+		if err != nil {
+			return purged, dbError("purging events", err)
+		}
+		purged += n
+		if n < rule.PurgeBatch {
+			return purged, nil
+		}
+	}
 }

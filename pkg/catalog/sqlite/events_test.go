@@ -12,6 +12,7 @@ import (
 
 	"github.com/intake-dev/intake/pkg/catalog"
 	"github.com/intake-dev/intake/pkg/catalog/catalogtest"
+	"github.com/intake-dev/intake/pkg/catalog/internal/rule"
 )
 
 // A transition whose event insert fails leaves nothing behind.
@@ -81,8 +82,8 @@ func TestClaimFromTwoProcesses(t *testing.T) {
 	}
 }
 
-// 0003 rebuilds uploads: the new table must still be STRICT, with its
-// foreign key and every index.
+// 0003 and 0004 rebuild uploads: the new table must still be STRICT, with
+// its foreign key and every index.
 func TestRebuiltUploads(t *testing.T) {
 	t.Parallel()
 	c := migrated(t, filepath.Join(t.TempDir(), "m.db"))
@@ -163,8 +164,8 @@ func TestMigrateDownEventsWithData(t *testing.T) {
 	c := migrated(t, filepath.Join(t.TempDir(), "m.db"))
 	ctx := t.Context()
 	fillEvents(t, c)
-	if _, err := c.MigrateDown(ctx, 1); err != nil {
-		t.Fatalf("MigrateDown(1) = %v", err)
+	if _, err := c.MigrateDown(ctx, len(c.steps)-2); err != nil {
+		t.Fatalf("MigrateDown to 0002 = %v", err)
 	}
 	if tableExists(t, c, "events") {
 		t.Error("events still exists")
@@ -223,5 +224,80 @@ func checkEventsRolledBack(t *testing.T, c catalog.Catalog) {
 	}
 	if _, err := c.GetBlob(ctx, rollbackDigest); !errors.Is(err, catalog.ErrNotFound) {
 		t.Errorf("GetBlob after the last release = %v; want ErrNotFound", err)
+	}
+}
+
+// Rolling back 0004 keeps every session, expired ones as terminated, and
+// their upload.expired events; the old schema refuses the state again.
+// Migrating up again works.
+func TestMigrateDownExpiredWithData(t *testing.T) {
+	t.Parallel()
+	c := migrated(t, filepath.Join(t.TempDir(), "m.db"))
+	ctx := t.Context()
+	idle := time.Now().Add(-2 * time.Hour)
+	for _, id := range []string{"x", "r"} {
+		if err := c.Create(ctx, catalog.Session{ID: id, Size: new(int64(3)), CreatedAt: idle, UpdatedAt: idle}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ok, err := c.Expire(ctx, "x", time.Now().Add(-time.Hour)); err != nil || !ok {
+		t.Fatalf("Expire = %v, %v", ok, err)
+	}
+	expiredAt, err := c.Get(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.MigrateDown(ctx, 1); err != nil {
+		t.Fatalf("MigrateDown(1) = %v", err)
+	}
+	var state string
+	if err := c.read.QueryRowContext(ctx, `SELECT state FROM uploads WHERE id = 'x'`).Scan(&state); err != nil || state != "terminated" {
+		t.Errorf("expired session after rolling back: %q, %v; want terminated", state, err)
+	}
+	if _, err := c.write.ExecContext(ctx, `UPDATE uploads SET state = 'expired' WHERE id = 'r'`); err == nil {
+		t.Error("the rolled back schema accepts the expired state")
+	}
+	if _, err := c.MigrateUp(ctx); err != nil {
+		t.Fatalf("MigrateUp again = %v", err)
+	}
+	x, err := c.Get(ctx, "x")
+	if err != nil || x.State != catalog.StateTerminated || !x.UpdatedAt.Equal(expiredAt.UpdatedAt) || x.Offset != 0 {
+		t.Errorf("Get(x) = %+v, %v; want terminated, as expired otherwise", x, err)
+	}
+	events, err := c.ListEvents(ctx, catalog.EventFilter{})
+	if err != nil || len(events) != 3 || events[0].Type != catalog.EventExpired || events[0].UploadID != "x" {
+		t.Errorf("ListEvents = %d, %v; want the creations and x's upload.expired, newest first", len(events), err)
+	}
+	if ok, err := c.Expire(ctx, "r", time.Now().Add(-time.Hour)); err != nil || !ok {
+		t.Errorf("Expire(r) on the schema migrated again = %v, %v; want true", ok, err)
+	}
+}
+
+// PurgeEvents works through more than one batch; pending and dead events
+// stay.
+func TestPurgeEventsBatches(t *testing.T) {
+	t.Parallel()
+	c := migrated(t, filepath.Join(t.TempDir(), "m.db"))
+	ctx := t.Context()
+	delivered := 2*rule.PurgeBatch + 7
+	day := toDB(time.Now().Add(-24 * time.Hour))
+	if _, err := c.write.ExecContext(ctx, `
+		WITH RECURSIVE g(n) AS (SELECT 1 UNION ALL SELECT n + 1 FROM g WHERE n < ?1 + 4)
+		INSERT INTO events (id, type, upload_id, occurred_at, payload, next_attempt_at, delivered_at, dead_at)
+		SELECT printf('%032x', n), 'upload.created', 'u', ?2, '{}', ?2,
+			CASE WHEN n <= ?1 THEN ?2 END,
+			CASE WHEN n > ?1 + 2 THEN ?2 END
+		FROM g`, delivered, day); err != nil {
+		t.Fatal(err)
+	}
+	if n, err := c.PurgeEvents(ctx, time.Now()); err != nil || n != int64(delivered) {
+		t.Errorf("PurgeEvents = %d, %v; want %d", n, err, delivered)
+	}
+	var left, undelivered int
+	if err := c.read.QueryRowContext(ctx, `SELECT count(*), count(*) FILTER (WHERE delivered_at IS NULL) FROM events`).Scan(&left, &undelivered); err != nil {
+		t.Fatal(err)
+	}
+	if left != 4 || undelivered != 4 {
+		t.Errorf("events left = %d (%d undelivered); want the 2 pending and 2 dead", left, undelivered)
 	}
 }

@@ -10,7 +10,10 @@
 // row and ask this package why, to tell a no-op from a conflict from a
 // missing session. Transitions that write an event run in a transaction
 // instead: they read the row (locking it), ask this package, then write the
-// change and its event.
+// change and its event. Expire is the exception: its condition (receiving,
+// idle since before the cutoff) is the WHERE of its UPDATE, in the
+// transaction that writes its event, and when no row changes there is
+// nothing to judge: the session is missing or lost the race.
 package rule
 
 import (
@@ -284,6 +287,47 @@ func Reject(cur Current) (bool, error) {
 	}
 	return false, conflict("session is %s and cannot become %s", cur.State, catalog.StateRejected)
 }
+
+// ExpiredLimit checks the limit given to ListExpired.
+func ExpiredLimit(limit int) error {
+	if limit < 1 {
+		return invalid("expired list limit must be positive, got %d", limit)
+	}
+	return nil
+}
+
+// KnownBatch is how many ids Known looks up per statement: few enough for
+// any driver's parameter limit, enough that a sweep of a large bucket
+// costs few round trips.
+const KnownBatch = 1000
+
+// KnownBatches returns the ids Known must look up, in batches of at most
+// KnownBatch: each id once, without those no session can have (see
+// StorableID), which are simply not known.
+func KnownBatches(ids []string) [][]string {
+	seen := make(map[string]bool, len(ids))
+	var batches [][]string
+	var batch []string
+	for _, id := range ids {
+		if seen[id] || !StorableID(id) {
+			continue
+		}
+		seen[id] = true
+		batch = append(batch, id)
+		if len(batch) == KnownBatch {
+			batches, batch = append(batches, batch), nil
+		}
+	}
+	if len(batch) > 0 {
+		batches = append(batches, batch)
+	}
+	return batches
+}
+
+// PurgeBatch is how many events PurgeEvents deletes per transaction, so
+// that a large purge never holds the write lock (SQLite's only one) for
+// long.
+const PurgeBatch = 1000
 
 // MaxContentType is the longest media type SetContentType accepts, in bytes.
 const MaxContentType = 255

@@ -4,6 +4,8 @@ import (
 	"context"
 	"encoding/json"
 	"errors"
+	"fmt"
+	"slices"
 	"strings"
 	"testing"
 	"time"
@@ -53,6 +55,7 @@ var (
 	terminated = catalog.StateTerminated
 	failed     = catalog.StateFailed
 	rejected   = catalog.StateRejected
+	expired    = catalog.StateExpired
 )
 
 func TestSetOffset(t *testing.T) {
@@ -71,6 +74,8 @@ func TestSetOffset(t *testing.T) {
 		{cur(complete, 100, size(100)), 100, refuse},
 		{cur(terminated, 10, size(100)), 10, refuse},
 		{cur(failed, 10, size(100)), 20, refuse},
+		{cur(expired, 10, size(100)), 10, refuse},
+		{cur(expired, 10, nil), 20, refuse},
 	}
 	for _, tt := range tests {
 		ok, err := SetOffset(tt.cur, tt.offset)
@@ -95,6 +100,8 @@ func TestDeclareLength(t *testing.T) {
 		{cur(complete, 20, size(20)), 20, noop},
 		{cur(terminated, 0, nil), 5, refuse},
 		{cur(failed, 0, nil), 5, refuse},
+		{cur(expired, 0, nil), 5, refuse},
+		{cur(expired, 0, size(5)), 6, refuse},
 	}
 	for _, tt := range tests {
 		ok, err := DeclareLength(tt.cur, tt.size)
@@ -119,6 +126,7 @@ func TestComplete(t *testing.T) {
 		{cur(complete, 20, size(20)), 19, refuse},
 		{cur(terminated, 20, size(20)), 20, refuse},
 		{cur(failed, 20, size(20)), 20, refuse},
+		{cur(expired, 20, size(20)), 20, refuse},
 	}
 	for _, tt := range tests {
 		ok, err := Complete(tt.cur, tt.offset)
@@ -144,6 +152,8 @@ func TestSetState(t *testing.T) {
 		{failed, terminated, refuse},
 		{rejected, terminated, refuse},
 		{rejected, failed, refuse},
+		{expired, terminated, refuse},
+		{expired, failed, refuse},
 	}
 	for _, tt := range tests {
 		if err := StateArg(tt.to); err != nil {
@@ -154,7 +164,7 @@ func TestSetState(t *testing.T) {
 			t.Errorf("SetState(%s -> %s) = %v; want %v", tt.from, tt.to, got, tt.want)
 		}
 	}
-	for _, to := range []catalog.State{receiving, complete, rejected, "", "bogus"} {
+	for _, to := range []catalog.State{receiving, complete, rejected, expired, "", "bogus"} {
 		if err := StateArg(to); !errors.Is(err, catalog.ErrInvalid) {
 			t.Errorf("StateArg(%q) = %v; want ErrInvalid", to, err)
 		}
@@ -188,6 +198,8 @@ func TestCommitOffset(t *testing.T) {
 		{hashed(cur(complete, 100, size(100)), st, 100), 100, st, refuse},
 		{cur(terminated, 10, size(100)), 10, nil, refuse},
 		{cur(failed, 10, size(100)), 20, st, refuse},
+		{hashed(cur(expired, 10, size(100)), st, 10), 10, st, refuse},
+		{cur(expired, 10, size(100)), 20, st, refuse},
 	}
 	for _, tt := range tests {
 		state, at := HashState(tt.offset, tt.state)
@@ -255,6 +267,7 @@ func TestFinalize(t *testing.T) {
 		{"released", digested(cur(terminated, 20, size(20)), digestA, false), 20, refuse},
 		{"terminated", cur(terminated, 20, size(20)), 20, refuse},
 		{"failed", cur(failed, 20, size(20)), 20, refuse},
+		{"expired", cur(expired, 20, size(20)), 20, refuse},
 	}
 	for _, tt := range tests {
 		ok, err := Finalize(tt.cur, tt.size, digestA)
@@ -278,6 +291,7 @@ func TestRelease(t *testing.T) {
 		{cur(terminated, 5, size(5)), noop},
 		{cur(failed, 5, size(5)), refuse},
 		{cur(rejected, 5, size(5)), refuse},
+		{cur(expired, 5, size(5)), refuse},
 	}
 	for _, tt := range tests {
 		ok, err := Release(tt.cur)
@@ -398,6 +412,7 @@ func TestReject(t *testing.T) {
 		{cur(receiving, 2, nil), apply},
 		{cur(rejected, 5, size(5)), noop},
 		{cur(terminated, 5, size(5)), refuse},
+		{cur(expired, 5, size(5)), refuse},
 		{cur(failed, 5, size(5)), refuse},
 	}
 	for _, tt := range tests {
@@ -461,6 +476,7 @@ func TestSetContentType(t *testing.T) {
 		{typed(terminated, ""), "image/png", refuse},
 		{typed(failed, ""), "image/png", refuse},
 		{typed(rejected, "image/png"), "image/png", refuse},
+		{typed(expired, ""), "image/png", refuse},
 	}
 	for _, tt := range tests {
 		ok, err := SetContentType(tt.cur, tt.ct)
@@ -570,5 +586,39 @@ func TestOutboxArgs(t *testing.T) {
 	}
 	if err := EventFound(true); !errors.Is(err, catalog.ErrConflict) {
 		t.Errorf("EventFound(true) = %v; want ErrConflict", err)
+	}
+}
+
+func TestExpiredLimit(t *testing.T) {
+	t.Parallel()
+	if err := ExpiredLimit(1); err != nil {
+		t.Errorf("ExpiredLimit(1) = %v; want nil", err)
+	}
+	for _, n := range []int{0, -1} {
+		if err := ExpiredLimit(n); !errors.Is(err, catalog.ErrInvalid) {
+			t.Errorf("ExpiredLimit(%d) = %v; want ErrInvalid", n, err)
+		}
+	}
+}
+
+func TestKnownBatches(t *testing.T) {
+	t.Parallel()
+	if got := KnownBatches(nil); len(got) != 0 {
+		t.Errorf("KnownBatches(nil) = %q; want none", got)
+	}
+	// Ids no session can have are dropped, repeats looked up once.
+	if got := KnownBatches([]string{"", "a\x00", "\xff", "a", "b", "a"}); len(got) != 1 || !slices.Equal(got[0], []string{"a", "b"}) {
+		t.Errorf("KnownBatches = %q; want [[a b]]", got)
+	}
+	var ids []string
+	for i := range 2*KnownBatch + 1 {
+		ids = append(ids, fmt.Sprint(i))
+	}
+	got := KnownBatches(ids)
+	if len(got) != 3 || len(got[0]) != KnownBatch || len(got[1]) != KnownBatch || len(got[2]) != 1 {
+		t.Fatalf("KnownBatches(%d ids) = batches of %d, ...; want %d, %d, 1", len(ids), len(got[0]), KnownBatch, KnownBatch)
+	}
+	if !slices.Equal(slices.Concat(got...), ids) {
+		t.Errorf("KnownBatches lost or reordered ids")
 	}
 }
