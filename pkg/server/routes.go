@@ -146,7 +146,8 @@ type UploadView struct {
 	IsPartial    bool              `json:"is_partial,omitempty"`
 	IsFinal      bool              `json:"is_final,omitempty"`
 	PartialIDs   []string          `json:"partial_ids,omitempty"`
-	SHA256       string            `json:"sha256,omitempty"` // recorded when the upload completed
+	SHA256       string            `json:"sha256,omitempty"`       // recorded when the upload completed
+	ContentType  string            `json:"content_type,omitempty"` // sniffed from the stored bytes
 	URL          string            `json:"url"`
 	CreatedAt    time.Time         `json:"created_at"`
 	UpdatedAt    time.Time         `json:"updated_at"`
@@ -171,6 +172,7 @@ func NewUploadView(sess catalog.Session, basePath string) UploadView {
 		IsFinal:      sess.IsFinal,
 		PartialIDs:   sess.PartialIDs,
 		SHA256:       sess.SHA256,
+		ContentType:  sess.ContentType,
 		URL:          strings.TrimSuffix(basePath, "/") + "/" + sess.ID,
 		CreatedAt:    sess.CreatedAt,
 		UpdatedAt:    sess.UpdatedAt,

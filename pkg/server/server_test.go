@@ -80,7 +80,7 @@ func TestUploadInThreePatches(t *testing.T) {
 		if err := json.Unmarshal(body, &v); err != nil {
 			t.Fatal(err)
 		}
-		if v.State != catalog.StateComplete || v.Offset != int64(len(data)) || v.Size == nil || *v.Size != int64(len(data)) || v.Metadata["filename"] != "clip.mp4" || v.CompletedAt == nil {
+		if v.State != catalog.StateComplete || v.Offset != int64(len(data)) || v.Size == nil || *v.Size != int64(len(data)) || v.Metadata["filename"] != "clip.mp4" || v.CompletedAt == nil || v.ContentType != "application/octet-stream" {
 			t.Errorf("upload view = %s", body)
 		}
 	})
