@@ -13,13 +13,22 @@ import (
 func newGCCmd() *cobra.Command {
 	cmd := &cobra.Command{
 		Use:   "gc",
-		Short: "Run one reaper pass: release the storage of expired uploads",
+		Short: "Run one reaper pass and orphan sweep: release the storage of expired uploads and of uploads no session knows",
 		Long: `Run one reaper pass now: every incomplete upload without a committed
 PATCH for longer than --upload-ttl has its storage released (S3: multipart
 upload aborted, .info and .part objects deleted; file store: files removed)
 and is marked expired, with an upload.expired event. A running server does
-the same every --reap-interval. With --dry-run nothing changes; the uploads
-that would expire are counted.
+the same every --reap-interval.
+
+Then it sweeps for orphans: storage older than --upload-ttl that no session
+knows, left by a crash between creating an upload and recording it. S3:
+multipart uploads under --s3-prefix are aborted and their .info and .part
+objects deleted (an upload's finished object is never touched); file
+store: the upload's files are removed. Each removal is printed. Anything
+whose owner cannot be told is kept and logged.
+
+With --dry-run nothing changes; the uploads that would expire are counted
+and the orphans that would be removed printed.
 
 gc shares no upload locks with a running server (until instances lock
 through PostgreSQL); it only touches uploads quiet for longer than the TTL.`,
@@ -27,7 +36,7 @@ through PostgreSQL); it only touches uploads quiet for longer than the TTL.`,
 	}
 	s := bindSettings(cmd)
 	var dryRun bool
-	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "count what would expire, change nothing")
+	cmd.Flags().BoolVar(&dryRun, "dry-run", false, "show what would expire and which orphans would go, change nothing")
 	cmd.RunE = func(cmd *cobra.Command, _ []string) error {
 		cfg, err := s.load(cmd)
 		if err != nil {
@@ -59,8 +68,19 @@ through PostgreSQL); it only touches uploads quiet for longer than the TTL.`,
 		if dryRun {
 			verb = "would expire"
 		}
-		fmt.Fprintf(cmd.OutOrStdout(), "%s %d upload(s), %d bytes released\n", verb, res.Expired, res.BytesReleased)
-		return nil
+		out := cmd.OutOrStdout()
+		fmt.Fprintf(out, "%s %d upload(s), %d bytes released\n", verb, res.Expired, res.BytesReleased)
+		orphans, err := store.SweepOrphans(ctx, dryRun)
+		verb = "removed"
+		if dryRun {
+			verb = "would remove"
+		}
+		for _, what := range orphans.Removed {
+			fmt.Fprintf(out, "%s orphan %s\n", verb, what)
+		}
+		fmt.Fprintf(out, "%s %d orphaned multipart upload(s), %d object(s), %d file(s); %d kept, owner unclear (logged)\n",
+			verb, orphans.Multipart, orphans.Objects, orphans.Files, orphans.Kept)
+		return err
 	}
 	return cmd
 }

@@ -285,7 +285,7 @@ func (c *Config) RegisterFlags(fs *pflag.FlagSet) {
 	fs.Var(&c.S3MinPartSize, "s3-min-part-size", usage("s3-min-part-size", "smallest part sent before the last; Cloudflare R2 needs it equal to --s3-part-size", ""))
 	fs.IntVar(&c.S3MaxBufferedParts, "s3-max-buffered-parts", c.S3MaxBufferedParts, usage("s3-max-buffered-parts", "parts of one request that may wait on local disk", ""))
 	fs.IntVar(&c.S3ConcurrentParts, "s3-concurrent-part-uploads", c.S3ConcurrentParts, usage("s3-concurrent-part-uploads", "parts the process sends to S3 at once", ""))
-	str(&c.S3TempDir, "s3-temp-dir", "local directory where parts wait before they are sent", "<data-dir>/s3-tmp")
+	str(&c.S3TempDir, "s3-temp-dir", "local directory where parts wait before they are sent; one per process (stale files are removed at start)", "<data-dir>/s3-tmp")
 	boolean(&c.DownloadRedirect, "download-redirect", "answer GET of a completed S3 upload with a 302 to a presigned URL", "false")
 	dur(&c.DownloadURLTTL, "download-url-ttl", "lifetime of a presigned download URL")
 	fs.Var(&c.MaxSize, "max-size", usage("max-size", "largest upload accepted, in bytes or with a unit such as 500MB or 10GiB; 0 means no limit", "0"))

@@ -71,7 +71,8 @@ func (s *Server) uploadLock(ctx context.Context, id string) (func(), error) {
 	return func() { _ = l.Unlock() }, nil
 }
 
-// reapLoop releases expired uploads every interval until ctx ends.
+// reapLoop releases expired uploads every interval until ctx ends, and
+// after each pass sweeps storage no session knows.
 func (s *Server) reapLoop(ctx context.Context, interval time.Duration) {
 	t := time.NewTimer(min(interval, 30*time.Second))
 	defer t.Stop()
@@ -88,6 +89,7 @@ func (s *Server) reapLoop(ctx context.Context, interval time.Duration) {
 		if res.Expired > 0 {
 			s.log.InfoContext(ctx, "reaper expired uploads", "count", res.Expired, "bytes_released", res.BytesReleased)
 		}
+		s.sweepOrphans(ctx)
 		t.Reset(interval)
 	}
 }

@@ -124,6 +124,7 @@ func assemble(ctx context.Context, cfg config.Config, log *slog.Logger, cat Cata
 	if err != nil {
 		return nil, err
 	}
+	removeStaleTemp(ctx, cfg, log, opts.Metrics)
 	store := storage.New(backend, cat, opts)
 
 	composer := handler.NewStoreComposer()
@@ -455,6 +456,7 @@ func newBackend(ctx context.Context, cfg config.Config, log *slog.Logger, reg pr
 		}
 		b.RegisterMetrics(reg)
 		opts.Downloader = b
+		opts.Orphans = b.Orphans(log)
 		ready := func(ctx context.Context) error { return b.Ensure(ctx, cfg.S3CreateBucket) }
 		// An unreachable S3 at start is not fatal: intake serves, /readyz
 		// says 503 and uploads get 503 until the bucket answers.
@@ -476,6 +478,7 @@ func newBackend(ctx context.Context, cfg config.Config, log *slog.Logger, reg pr
 		if cfg.FileSync {
 			opts.Sync = storage.FileSync
 		}
+		opts.Orphans = storage.FileOrphans{Dir: dir, Logger: log}
 		return fs, dirWritable(dir), nil
 	}
 }

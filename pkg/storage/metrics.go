@@ -18,6 +18,7 @@ type Metrics struct {
 	rejected         prometheus.Counter
 	reaped           prometheus.Counter
 	bytesReleased    prometheus.Counter
+	orphansRemoved   *prometheus.CounterVec
 }
 
 // dedupHit counts content that did not have to be stored (kind "finish")
@@ -31,6 +32,15 @@ func (m *Metrics) dedupHit(kind string, size int64) {
 
 // PreflightHit counts a blob preflight answered "already stored".
 func (m *Metrics) PreflightHit() { m.dedupHit("preflight", 0) }
+
+// OrphansRemoved counts n pieces of storage no session knew, removed:
+// kind multipart (S3 multipart uploads), object (S3 objects), file (file
+// store files) or temp (local S3 part files left by a previous process).
+func (m *Metrics) OrphansRemoved(kind string, n int) {
+	if n > 0 {
+		m.orphansRemoved.WithLabelValues(kind).Add(float64(n))
+	}
+}
 
 // NewMetrics creates the counters and registers them with reg (nil: none).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
@@ -83,8 +93,15 @@ func NewMetrics(reg prometheus.Registerer) *Metrics {
 		Namespace: "intake", Name: "reaped_bytes_released_total",
 		Help: "Bytes of expired uploads released by the reaper.",
 	})
+	m.orphansRemoved = prometheus.NewCounterVec(prometheus.CounterOpts{
+		Namespace: "intake", Name: "orphans_removed_total",
+		Help: "Storage no session knew, removed by the orphan sweep: kind=multipart (S3 multipart uploads), object (S3 objects), file (file store files), temp (local S3 part files at start).",
+	}, []string{"kind"})
+	for _, kind := range []string{"multipart", "object", "file", "temp"} {
+		m.orphansRemoved.WithLabelValues(kind)
+	}
 	if reg != nil {
-		reg.MustRegister(m.rejected, m.reaped, m.bytesReleased)
+		reg.MustRegister(m.rejected, m.reaped, m.bytesReleased, m.orphansRemoved)
 		reg.MustRegister(m.created, m.completed, m.terminated, m.bytesReceived,
 			m.dedupHits, m.dedupBytesSaved, m.digestFallbacks, m.digestMismatches)
 	}

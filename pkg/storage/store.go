@@ -39,6 +39,7 @@ type Sessions interface {
 	List(ctx context.Context, opts catalog.ListOptions) ([]catalog.Session, error)
 	ListExpired(ctx context.Context, cutoff time.Time, limit int) ([]catalog.Session, error)
 	Expire(ctx context.Context, id string, cutoff time.Time) (bool, error)
+	Known(ctx context.Context, ids []string) (map[string]bool, error)
 }
 
 // Backend is a tusd store with every capability intake advertises.
@@ -83,6 +84,9 @@ type Options struct {
 	// Downloader serves complete uploads (and blobs) by their storage
 	// description. Defaults to FileDownloader, for the file store.
 	Downloader Downloader
+	// Orphans sweeps the backend for storage no session knows (see
+	// SweepOrphans). Defaults to none.
+	Orphans OrphanSweeper
 }
 
 // DedupScope is the reach of deduplication before the transfer.
