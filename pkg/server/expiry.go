@@ -57,8 +57,12 @@ func (w *expiresWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection.
 func (w *expiresWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// uploadLock takes an upload's lock as a request would, briefly.
+// uploadLock takes an upload's lock for background work, briefly, and only
+// when no request holds it (errBusy): it never makes a request yield.
 func (s *Server) uploadLock(ctx context.Context, id string) (func(), error) {
+	if s.locker.isHeld(id) {
+		return nil, errBusy
+	}
 	l, err := s.locker.NewLock(id)
 	if err != nil {
 		return nil, err

@@ -3,6 +3,7 @@ package server_test
 import (
 	"bytes"
 	"context"
+	"io"
 	"net/http"
 	"os"
 	"strings"
@@ -152,4 +153,58 @@ func TestFileReaperLeavesNothing(t *testing.T) {
 			t.Fatalf("complete upload: %q", got)
 		}
 	})
+}
+
+// TestReaperRacingPatch: the reaper comes for an upload (it looks
+// abandoned) while a PATCH is streaming into it. It passes over an upload a
+// request holds, so the PATCH completes and the upload with it; the next
+// pass finds nothing to do. Never are files deleted under a writing PATCH,
+// nor a session expired with its bytes kept or the other way round.
+func TestReaperRacingPatch(t *testing.T) {
+	cfg := testConfig(t, "sqlite")
+	cfg.UploadTTL = time.Hour
+	var skew atomic.Int64
+	ts := startServer(t, cfg, server.WithClock(func() time.Time { return time.Now().Add(time.Duration(skew.Load())) }))
+	ctx := context.Background()
+	const size = 4 << 20
+	url, _, err := ts.client.Create(ctx, client.Upload{Size: size}, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	id := idOf(url)
+	pr, pw := io.Pipe()
+	patched := make(chan error, 1)
+	go func() {
+		_, err := ts.client.Patch(ctx, url, 0, pr, size, -1)
+		patched <- err
+	}()
+	if _, err := pw.Write(make([]byte, 1<<20)); err != nil {
+		t.Fatal(err)
+	}
+	waitFor(t, func() bool {
+		st, err := os.Stat(cfg.UploadsDir() + "/" + id)
+		return err == nil && st.Size() >= 1<<20
+	})
+
+	skew.Store(int64(2 * time.Hour)) // the upload now looks abandoned
+	if res, err := ts.srv.Reap(ctx); err != nil || res.Expired != 0 {
+		t.Fatalf("reaper during the PATCH: %+v, %v; want the held upload passed over", res, err)
+	}
+	if _, err := pw.Write(make([]byte, size-(1<<20))); err != nil {
+		t.Fatalf("the PATCH was cut short: %v", err)
+	}
+	pw.Close()
+	if err := <-patched; err != nil {
+		t.Fatalf("the PATCH failed: %v", err)
+	}
+	sess, err := ts.srv.Catalog().Get(ctx, id)
+	if err != nil || sess.State != catalog.StateComplete || sess.Offset != size {
+		t.Fatalf("session after the PATCH = %s at %d, %v; want complete", sess.State, sess.Offset, err)
+	}
+	if res, err := ts.srv.Reap(ctx); err != nil || res.Expired != 0 {
+		t.Fatalf("reaper after completion: %+v, %v; want nothing", res, err)
+	}
+	if got := ts.download(url); len(got) != size {
+		t.Fatalf("download of %d bytes; want %d", len(got), size)
+	}
 }

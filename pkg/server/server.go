@@ -43,7 +43,7 @@ type Server struct {
 	metrics  *storage.Metrics
 	verifier *auth.Verifier // nil with --auth none
 	store    *storage.Store
-	locker   handler.Locker
+	locker   *heldLocker
 	adminLn  net.Listener // nil without --admin-listen
 	admin    http.Handler
 
@@ -129,7 +129,7 @@ func assemble(ctx context.Context, cfg config.Config, log *slog.Logger, cat Cata
 
 	composer := handler.NewStoreComposer()
 	store.UseIn(composer)
-	locker := memorylocker.New()
+	locker := newHeldLocker(memorylocker.New())
 	locker.UseIn(composer)
 
 	tus, err := handler.NewHandler(handler.Config{
