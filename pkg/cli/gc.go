@@ -6,8 +6,6 @@ import (
 	"fmt"
 
 	"github.com/spf13/cobra"
-
-	"github.com/intake-dev/intake/pkg/server"
 )
 
 func newGCCmd() *cobra.Command {
@@ -45,20 +43,12 @@ through PostgreSQL); it only touches uploads quiet for longer than the TTL.`,
 		if cfg.UploadTTL <= 0 {
 			return errors.New("--upload-ttl is 0: uploads never expire, there is nothing to collect")
 		}
-		log, err := s.logger(cmd.ErrOrStderr())
-		if err != nil {
-			return err
-		}
 		ctx := cmd.Context()
-		cat, err := openMigrated(ctx, cfg)
+		_, store, closeStore, err := s.openStorage(cmd, cfg)
 		if err != nil {
 			return err
 		}
-		defer cat.Close()
-		store, err := server.OpenStorage(ctx, cfg, log, cat)
-		if err != nil {
-			return err
-		}
+		defer closeStore()
 		noLock := func(context.Context, string) (func(), error) { return func() {}, nil }
 		res, err := store.Reap(ctx, noLock, dryRun)
 		if err != nil {

@@ -18,6 +18,7 @@ import (
 	"github.com/intake-dev/intake/pkg/catalog"
 	"github.com/intake-dev/intake/pkg/config"
 	"github.com/intake-dev/intake/pkg/server"
+	"github.com/intake-dev/intake/pkg/storage"
 )
 
 func newUploadsCmd() *cobra.Command {
@@ -172,6 +173,25 @@ func openMigrated(ctx context.Context, cfg config.Config) (server.Catalog, error
 		return nil, fmt.Errorf("the catalog schema has %d pending migration(s): run `intake migrate up` (or start `intake serve`, which applies them)", pending)
 	}
 	return cat, nil
+}
+
+// openStorage opens the migrated catalog and the store over it, for the
+// commands that read stored bytes (verify, gc); close releases both.
+func (s *settings) openStorage(cmd *cobra.Command, cfg config.Config) (cat server.Catalog, store *storage.Store, close func(), err error) {
+	log, err := s.logger(cmd.ErrOrStderr())
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	cat, err = openMigrated(cmd.Context(), cfg)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	store, err = server.OpenStorage(cmd.Context(), cfg, log, cat)
+	if err != nil {
+		cat.Close()
+		return nil, nil, nil, err
+	}
+	return cat, store, func() { cat.Close() }, nil
 }
 
 func sizeText(size *int64) string {

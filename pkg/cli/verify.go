@@ -34,20 +34,12 @@ every upload whose bytes changed, went missing or cannot be read.`,
 		if err != nil {
 			return err
 		}
-		log, err := s.logger(cmd.ErrOrStderr())
-		if err != nil {
-			return err
-		}
 		ctx := cmd.Context()
-		cat, err := openMigrated(ctx, cfg)
+		cat, store, closeStore, err := s.openStorage(cmd, cfg)
 		if err != nil {
 			return err
 		}
-		defer cat.Close()
-		store, err := server.OpenStorage(ctx, cfg, log, cat)
-		if err != nil {
-			return err
-		}
+		defer closeStore()
 		v := &verifier{out: cmd.OutOrStdout(), cat: cat, store: store, seen: map[string]bool{}}
 		if all {
 			err = v.all(ctx)

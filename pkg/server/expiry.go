@@ -78,14 +78,7 @@ func (s *Server) uploadLock(ctx context.Context, id string) (func(), error) {
 // reapLoop releases expired uploads every interval until ctx ends, and
 // after each pass sweeps storage no session knows.
 func (s *Server) reapLoop(ctx context.Context, interval time.Duration) {
-	t := time.NewTimer(min(interval, 30*time.Second))
-	defer t.Stop()
-	for {
-		select {
-		case <-ctx.Done():
-			return
-		case <-t.C:
-		}
+	every(ctx, min(interval, 30*time.Second), interval, func() {
 		res, err := s.store.Reap(ctx, s.uploadLock, false)
 		if err != nil && ctx.Err() == nil {
 			s.log.WarnContext(ctx, "reaper pass failed", "error", err)
@@ -94,6 +87,5 @@ func (s *Server) reapLoop(ctx context.Context, interval time.Duration) {
 			s.log.InfoContext(ctx, "reaper expired uploads", "count", res.Expired, "bytes_released", res.BytesReleased)
 		}
 		s.sweepOrphans(ctx)
-		t.Reset(interval)
-	}
+	})
 }

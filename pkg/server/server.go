@@ -211,8 +211,20 @@ func testFault() func(string) {
 // storage.Store.Reconcile) every interval until ctx ends, starting soon
 // after start so that a crash before the restart is repaired promptly.
 func (s *Server) reconcileLoop(ctx context.Context, interval time.Duration) {
-	lock := s.uploadLock
-	t := time.NewTimer(min(interval, 10*time.Second))
+	every(ctx, min(interval, 10*time.Second), interval, func() {
+		n, err := s.store.Reconcile(ctx, s.uploadLock, interval, time.Now())
+		if err != nil && ctx.Err() == nil {
+			s.log.WarnContext(ctx, "reconciler sweep failed", "error", err)
+		}
+		if n > 0 {
+			s.log.InfoContext(ctx, "reconciler finalized uploads", "count", n)
+		}
+	})
+}
+
+// every runs f after first and then every interval, until ctx ends.
+func every(ctx context.Context, first, interval time.Duration, f func()) {
+	t := time.NewTimer(first)
 	defer t.Stop()
 	for {
 		select {
@@ -220,13 +232,7 @@ func (s *Server) reconcileLoop(ctx context.Context, interval time.Duration) {
 			return
 		case <-t.C:
 		}
-		n, err := s.store.Reconcile(ctx, lock, interval, time.Now())
-		if err != nil && ctx.Err() == nil {
-			s.log.WarnContext(ctx, "reconciler sweep failed", "error", err)
-		}
-		if n > 0 {
-			s.log.InfoContext(ctx, "reconciler finalized uploads", "count", n)
-		}
+		f()
 		t.Reset(interval)
 	}
 }

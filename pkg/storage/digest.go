@@ -86,10 +86,7 @@ func (u *upload) digest(ctx context.Context, size int64) (string, error) {
 		return "", u.store.backendError(ctx, "read_back", u.session.ID, err)
 	}
 	defer r.Close()
-	h := sha256.New()
-	bp := copyBuffers.Get().(*[]byte)
-	defer copyBuffers.Put(bp)
-	n, err := io.CopyBuffer(h, r, *bp)
+	sum, n, err := hashAll(r)
 	if err != nil {
 		return "", u.store.backendError(ctx, "read_back", u.session.ID, err)
 	}
@@ -97,7 +94,20 @@ func (u *upload) digest(ctx context.Context, size int64) (string, error) {
 		return "", u.store.backendError(ctx, "read_back", u.session.ID,
 			fmt.Errorf("read %d bytes back; the upload has %d", n, size))
 	}
-	return hex.EncodeToString(h.Sum(nil)), nil
+	return sum, nil
+}
+
+// hashAll reads r to its end and returns the hex SHA-256 of what it read
+// and how much that was.
+func hashAll(r io.Reader) (string, int64, error) {
+	h := sha256.New()
+	bp := copyBuffers.Get().(*[]byte)
+	defer copyBuffers.Put(bp)
+	n, err := io.CopyBuffer(h, r, *bp)
+	if err != nil {
+		return "", n, err
+	}
+	return hex.EncodeToString(h.Sum(nil)), n, nil
 }
 
 // finalize records the digest and stores the content once: the upload's
@@ -192,12 +202,9 @@ func (s *Store) VerifyBlob(ctx context.Context, blob catalog.Blob) (sum string, 
 		return "", 0, err
 	}
 	defer r.Close()
-	h := sha256.New()
-	bp := copyBuffers.Get().(*[]byte)
-	defer copyBuffers.Put(bp)
-	n, err = io.CopyBuffer(h, r, *bp)
+	sum, n, err = hashAll(r)
 	if err != nil {
 		return "", n, fmt.Errorf("reading blob %s: %w", blob.SHA256, err)
 	}
-	return hex.EncodeToString(h.Sum(nil)), n, nil
+	return sum, n, nil
 }
