@@ -1,11 +1,13 @@
 package cli
 
 import (
-	"context"
 	"errors"
 	"fmt"
+	"log/slog"
 
 	"github.com/spf13/cobra"
+
+	"github.com/intake-dev/intake/pkg/server"
 )
 
 func newGCCmd() *cobra.Command {
@@ -28,8 +30,10 @@ whose owner cannot be told is kept and logged.
 With --dry-run nothing changes; the uploads that would expire are counted
 and the orphans that would be removed printed.
 
-gc shares no upload locks with a running server (until instances lock
-through PostgreSQL); it only touches uploads quiet for longer than the TTL.`,
+With a PostgreSQL catalog gc takes each upload's lock as the servers do
+and passes over any upload a server is using. With the embedded SQLite
+catalog the server's locks are in its memory; gc only touches uploads
+quiet for longer than the TTL, and re-checks each before releasing it.`,
 		Args: cobra.NoArgs,
 	}
 	s := bindSettings(cmd)
@@ -44,13 +48,17 @@ through PostgreSQL); it only touches uploads quiet for longer than the TTL.`,
 			return errors.New("--upload-ttl is 0: uploads never expire, there is nothing to collect")
 		}
 		ctx := cmd.Context()
-		_, store, closeStore, err := s.openStorage(cmd, cfg)
+		cat, store, closeStore, err := s.openStorage(cmd, cfg)
 		if err != nil {
 			return err
 		}
 		defer closeStore()
-		noLock := func(context.Context, string) (func(), error) { return func() {}, nil }
-		res, err := store.Reap(ctx, noLock, dryRun)
+		lock, closeLock, err := server.BackgroundLocker(ctx, cat, slog.New(slog.DiscardHandler))
+		if err != nil {
+			return err
+		}
+		defer closeLock()
+		res, err := store.Reap(ctx, lock, dryRun)
 		if err != nil {
 			return err
 		}

@@ -51,9 +51,9 @@
 //     upload, then answers 413 without its Location. Now refused before
 //     creation (413 upload_size_exceeded).
 //   - tusd's lock timeout is a 500 (ERR_LOCK_TIMEOUT). Now 423 lock_timeout,
-//     which tus clients retry. tusd sends HEAD errors without a body, so a
-//     HEAD lock timeout stays 500 unless the Locker itself returns a 423
-//     handler.Error.
+//     which tus clients retry. tusd sends HEAD errors without a body, so
+//     this layer cannot see a HEAD's; the server's locker returns a 423
+//     handler.Error itself (pkg/server, pkg/pglock).
 //   - 5xx bodies echo the store's err.Error() (paths, DSNs). Now a generic
 //     message; the detail goes to Options.Logger.
 //   - A download that fails midway gets tusd's error text appended to the

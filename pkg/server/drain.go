@@ -1,6 +1,7 @@
 package server
 
 import (
+	"context"
 	"errors"
 	"io"
 	"net/http"
@@ -28,16 +29,21 @@ func newDrainer() *drainer {
 	return &drainer{bodies: make(map[*drainBody]struct{})}
 }
 
-// wrap makes the request's body interruptible for the request's lifetime.
+// wrap makes the request's body interruptible for the request's lifetime,
+// and tells the upload locker (through the context) how to make this
+// request yield.
 func (d *drainer) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
 		if r.Body == nil || r.Body == http.NoBody {
-			next.ServeHTTP(w, r)
+			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey{}, &request{method: r.Method})))
 			return
 		}
 		b := &drainBody{ReadCloser: r.Body, rc: http.NewResponseController(w)}
+		r = r.WithContext(context.WithValue(r.Context(), requestKey{}, &request{method: r.Method, body: b}))
 		d.mu.Lock()
-		b.draining = d.draining
+		if d.draining {
+			b.err = handler.ErrServerShutdown
+		}
 		d.bodies[b] = struct{}{}
 		d.mu.Unlock()
 		defer func() {
@@ -64,33 +70,73 @@ type drainBody struct {
 	io.ReadCloser
 	rc *http.ResponseController
 
-	mu       sync.Mutex
-	draining bool
+	mu  sync.Mutex
+	err error // why the body was interrupted; nil while it is not
 }
 
-func (b *drainBody) interrupt() {
+// interrupt ends the body for shutdown.
+func (b *drainBody) interrupt() { b.interruptWith(handler.ErrServerShutdown) }
+
+// interruptWith ends the body: reads from now on fail with err. The first
+// error stays.
+func (b *drainBody) interruptWith(err error) {
 	b.mu.Lock()
-	b.draining = true
+	if b.err == nil {
+		b.err = err
+	}
 	b.mu.Unlock()
-	// Wakes a Read blocked on the connection; it then reports the shutdown.
+	// Wakes a Read blocked on the connection; it then reports err.
 	_ = b.rc.SetReadDeadline(time.Now())
 }
 
-func (b *drainBody) isDraining() bool {
+func (b *drainBody) interrupted() error {
 	b.mu.Lock()
 	defer b.mu.Unlock()
-	return b.draining
+	return b.err
 }
 
-// Read returns handler.ErrServerShutdown once draining: tusd keeps what it
-// read before and answers with that error's status (503).
+// Read returns the interruption's error once interrupted: tusd keeps what
+// it read before and answers with that error's status (503 on shutdown,
+// 400 for a request that had to yield its upload).
 func (b *drainBody) Read(p []byte) (int, error) {
-	if b.isDraining() {
-		return 0, handler.ErrServerShutdown
+	if err := b.interrupted(); err != nil {
+		return 0, err
 	}
 	n, err := b.ReadCloser.Read(p)
-	if err != nil && !errors.Is(err, io.EOF) && b.isDraining() {
-		return n, handler.ErrServerShutdown
+	if err != nil && !errors.Is(err, io.EOF) {
+		if ierr := b.interrupted(); ierr != nil {
+			return n, ierr
+		}
 	}
 	return n, err
+}
+
+// requestKey is the context key of the request being served.
+type requestKey struct{}
+
+type request struct {
+	method string
+	body   *drainBody // nil without a body
+}
+
+// releaseFunc is how the request whose context is ctx yields its upload
+// lock when another request needs it. A request streaming a body has the
+// body ended: tusd stores what arrived, records it and answers 400
+// ERR_UPLOAD_INTERRUPTED, the same as its own mechanism (cancelling the
+// request context), which races with the handler writing the context's
+// body field in tusd v2.10.1. A PATCH or POST without a body has nothing
+// to interrupt and finishes promptly. Other requests (HEAD, GET, DELETE)
+// never set that field, so tusd's own tusdRelease is safe for them.
+func releaseFunc(ctx context.Context, tusdRelease func()) func() {
+	r, ok := ctx.Value(requestKey{}).(*request)
+	switch {
+	case !ok:
+		return tusdRelease // not served through Serve (tests, embedders)
+	case r.body != nil:
+		return func() { r.body.interruptWith(handler.ErrUploadInterrupted) }
+	case r.method == http.MethodPatch || r.method == http.MethodPost:
+		return func() {}
+	default:
+		return tusdRelease
+	}
 }

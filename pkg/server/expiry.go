@@ -57,29 +57,16 @@ func (w *expiresWriter) Write(b []byte) (int, error) {
 // Unwrap lets http.ResponseController reach the connection.
 func (w *expiresWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 
-// uploadLock takes an upload's lock for background work, briefly, and only
-// when no request holds it (errBusy): it never makes a request yield.
-func (s *Server) uploadLock(ctx context.Context, id string) (func(), error) {
-	if s.locker.isHeld(id) {
-		return nil, errBusy
-	}
-	l, err := s.locker.NewLock(id)
-	if err != nil {
-		return nil, err
-	}
-	lctx, cancel := context.WithTimeout(ctx, time.Second)
-	defer cancel()
-	if err := l.Lock(lctx, func() {}); err != nil {
-		return nil, err
-	}
-	return func() { _ = l.Unlock() }, nil
-}
-
 // reapLoop releases expired uploads every interval until ctx ends, and
 // after each pass sweeps storage no session knows.
 func (s *Server) reapLoop(ctx context.Context, interval time.Duration) {
 	every(ctx, min(interval, 30*time.Second), interval, func() {
-		res, err := s.store.Reap(ctx, s.uploadLock, false)
+		unlock, ok := s.locker.task(ctx, "reap")
+		if !ok {
+			return // another instance is reaping
+		}
+		defer unlock()
+		res, err := s.store.Reap(ctx, s.locker.background, false)
 		if err != nil && ctx.Err() == nil {
 			s.log.WarnContext(ctx, "reaper pass failed", "error", err)
 		}

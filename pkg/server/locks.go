@@ -3,66 +3,219 @@ package server
 import (
 	"context"
 	"errors"
+	"fmt"
+	"log/slog"
 	"sync"
+	"time"
 
+	"github.com/jackc/pgx/v5/pgxpool"
+	"github.com/prometheus/client_golang/prometheus"
 	"github.com/tus/tusd/v2/pkg/handler"
+	"github.com/tus/tusd/v2/pkg/memorylocker"
+
+	"github.com/intake-dev/intake/pkg/pglock"
+	"github.com/intake-dev/intake/pkg/storage"
 )
 
-// heldLocker wraps tusd's locker and remembers which uploads are locked,
-// so that background work (reaper, reconciler) can pass over an upload a
-// request is using instead of asking that request to yield: an interrupted
-// PATCH is resumable, but there is no reason to cut one short.
-type heldLocker struct {
+// uploadLocker is the lock provider tusd and the background work share:
+// PostgreSQL advisory locks (pkg/pglock) when the catalog is PostgreSQL, so
+// that instances sharing it exclude each other, and tusd's in-memory locker
+// with the embedded SQLite catalog (one instance). Around either it
+//   - makes every lock timeout a 423 handler.Error, which tusd sends even
+//     for a HEAD (tusd's own ErrLockTimeout is a 500);
+//   - asks a holder to release by ending its request body (see drainer)
+//     instead of through tusd's context cancellation, which races in tusd
+//     v2.10.1 with the handler on the request's body field;
+//   - remembers which uploads this process holds, so background work can
+//     pass over them; and counts waits and holds.
+type uploadLocker struct {
 	inner handler.Locker
-	mu    sync.Mutex
-	held  map[string]int
+	// tryLock takes a lock only if nobody holds it anywhere, asking no one
+	// to release; nil with the memory locker, where held is the whole truth.
+	tryLock func(ctx context.Context, id string) (func(), error)
+	close   func() error
+	// ping checks the lock session; nil with the memory locker.
+	ping func(ctx context.Context) error
+
+	mu   sync.Mutex
+	held map[string]int
+
+	wait *prometheus.HistogramVec
 }
 
-func newHeldLocker(inner handler.Locker) *heldLocker {
-	return &heldLocker{inner: inner, held: map[string]int{}}
+// pooled is a catalog on a PostgreSQL pool.
+type pooled interface{ Pool() *pgxpool.Pool }
+
+// newUploadLocker picks the lock provider for cat: PostgreSQL advisory
+// locks on the catalog's database, or memory.
+func newUploadLocker(ctx context.Context, cat Catalog, log *slog.Logger, reg prometheus.Registerer) (*uploadLocker, error) {
+	l := &uploadLocker{
+		held: map[string]int{},
+		wait: prometheus.NewHistogramVec(prometheus.HistogramOpts{
+			Name:    "intake_lock_wait_seconds",
+			Help:    "Time requests waited for an upload's lock, by outcome (acquired, timeout, unavailable).",
+			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20},
+		}, []string{"outcome"}),
+		close: func() error { return nil },
+	}
+	if p, ok := cat.(pooled); ok {
+		ns, err := lockNamespace(ctx, p.Pool())
+		if err != nil {
+			return nil, err
+		}
+		pl := pglock.New(p.Pool().Config().ConnConfig, pglock.Options{
+			Namespace: ns,
+			Logger:    log.With("component", "locks"),
+			Metrics:   pglock.NewMetrics(reg),
+		})
+		l.inner, l.tryLock, l.close, l.ping = pl, pl.TryLock, pl.Close, pl.Ping
+	} else {
+		l.inner = memorylocker.New()
+	}
+	reg.MustRegister(l.wait, prometheus.NewGaugeFunc(prometheus.GaugeOpts{
+		Name: "intake_locks_held",
+		Help: "Upload locks held by requests and background work of this instance.",
+	}, func() float64 {
+		l.mu.Lock()
+		defer l.mu.Unlock()
+		return float64(len(l.held))
+	}))
+	return l, nil
+}
+
+// lockNamespace is the catalog's schema: instances of one deployment share
+// it, and deployments in other schemas of the database lock apart.
+func lockNamespace(ctx context.Context, pool *pgxpool.Pool) (string, error) {
+	var ns string
+	if err := pool.QueryRow(ctx, "SELECT coalesce(current_schema(), '')").Scan(&ns); err != nil {
+		return "", fmt.Errorf("reading the catalog schema for upload locks: %w", err)
+	}
+	return ns, nil
 }
 
 // UseIn registers the locker with a composer.
-func (l *heldLocker) UseIn(c *handler.StoreComposer) { c.UseLocker(l) }
+func (l *uploadLocker) UseIn(c *handler.StoreComposer) { c.UseLocker(l) }
 
-func (l *heldLocker) NewLock(id string) (handler.Lock, error) {
+// Close releases the PostgreSQL lock session, if any.
+func (l *uploadLocker) Close() error { return l.close() }
+
+func (l *uploadLocker) NewLock(id string) (handler.Lock, error) {
 	inner, err := l.inner.NewLock(id)
 	if err != nil {
 		return nil, err
 	}
-	return &heldLock{l: l, id: id, inner: inner}, nil
+	return &uploadLock{l: l, id: id, inner: inner}, nil
 }
 
-func (l *heldLocker) isHeld(id string) bool {
+func (l *uploadLocker) isHeld(id string) bool {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	return l.held[id] > 0
 }
 
-type heldLock struct {
-	l     *heldLocker
+func (l *uploadLocker) hold(id string, n int) {
+	l.mu.Lock()
+	defer l.mu.Unlock()
+	if l.held[id] += n; l.held[id] <= 0 {
+		delete(l.held, id)
+	}
+}
+
+// background takes id's lock for background work, only when no request
+// holds it here or elsewhere (storage.ErrBusy): it never makes a request
+// yield.
+func (l *uploadLocker) background(ctx context.Context, id string) (func(), error) {
+	if l.isHeld(id) {
+		return nil, storage.ErrBusy
+	}
+	if l.tryLock != nil {
+		unlock, err := l.tryLock(ctx, id)
+		if errors.Is(err, pglock.ErrBusy) {
+			return nil, storage.ErrBusy
+		}
+		if err != nil {
+			return nil, err
+		}
+		l.hold(id, 1)
+		return func() { l.hold(id, -1); unlock() }, nil
+	}
+	lk, err := l.NewLock(id)
+	if err != nil {
+		return nil, err
+	}
+	lctx, cancel := context.WithTimeout(ctx, time.Second)
+	defer cancel()
+	if err := lk.Lock(lctx, func() {}); err != nil {
+		return nil, storage.ErrBusy
+	}
+	return func() { _ = lk.Unlock() }, nil
+}
+
+// task takes the cluster-wide lock of a periodic task, so that one
+// instance at a time runs it; ok is false when another instance is. With
+// the memory locker there is one instance, and the task always runs.
+func (l *uploadLocker) task(ctx context.Context, name string) (unlock func(), ok bool) {
+	if l.tryLock == nil {
+		return func() {}, true
+	}
+	// NUL never occurs in an upload id, so task names cannot collide.
+	unlock, err := l.tryLock(ctx, "\x00task:"+name)
+	if err != nil {
+		return nil, false
+	}
+	return unlock, true
+}
+
+// BackgroundLocker is the upload lock for background work run outside a
+// server (intake gc): with a PostgreSQL catalog the instances' own locks,
+// so that it passes over (storage.ErrBusy) any upload a request on any
+// instance is using; with SQLite, whose locks live in the server's memory,
+// none. Call close when done.
+func BackgroundLocker(ctx context.Context, cat Catalog, log *slog.Logger) (lock storage.Locker, close func(), err error) {
+	p, ok := cat.(pooled)
+	if !ok {
+		return func(context.Context, string) (func(), error) { return func() {}, nil }, func() {}, nil
+	}
+	ns, err := lockNamespace(ctx, p.Pool())
+	if err != nil {
+		return nil, nil, err
+	}
+	pl := pglock.New(p.Pool().Config().ConnConfig, pglock.Options{Namespace: ns, Logger: log})
+	return func(ctx context.Context, id string) (func(), error) {
+		unlock, err := pl.TryLock(ctx, id)
+		if errors.Is(err, pglock.ErrBusy) {
+			return nil, storage.ErrBusy
+		}
+		return unlock, err
+	}, func() { pl.Close() }, nil
+}
+
+type uploadLock struct {
+	l     *uploadLocker
 	id    string
 	inner handler.Lock
 }
 
-func (h *heldLock) Lock(ctx context.Context, requestUnlock func()) error {
-	if err := h.inner.Lock(ctx, requestUnlock); err != nil {
-		return err
+func (k *uploadLock) Lock(ctx context.Context, requestRelease func()) error {
+	start := time.Now()
+	err := k.inner.Lock(ctx, releaseFunc(ctx, requestRelease))
+	outcome := "acquired"
+	switch {
+	case err == nil:
+		k.l.hold(k.id, 1)
+	case errors.Is(err, pglock.ErrLockTimeout): // tusd's ErrLockTimeout too: same code
+		outcome, err = "timeout", pglock.ErrLockTimeout
+	case errors.Is(err, pglock.ErrUnavailable):
+		// The lock session is on the catalog's database.
+		outcome, err = "unavailable", storage.ErrCatalogUnavailable
+	default:
+		outcome = "unavailable"
 	}
-	h.l.mu.Lock()
-	h.l.held[h.id]++
-	h.l.mu.Unlock()
-	return nil
+	k.l.wait.WithLabelValues(outcome).Observe(time.Since(start).Seconds())
+	return err
 }
 
-func (h *heldLock) Unlock() error {
-	h.l.mu.Lock()
-	if h.l.held[h.id]--; h.l.held[h.id] <= 0 {
-		delete(h.l.held, h.id)
-	}
-	h.l.mu.Unlock()
-	return h.inner.Unlock()
+func (k *uploadLock) Unlock() error {
+	k.l.hold(k.id, -1)
+	return k.inner.Unlock()
 }
-
-// errBusy means a request holds the upload.
-var errBusy = errors.New("upload in use")

@@ -17,7 +17,6 @@ import (
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/tus/tusd/v2/pkg/filestore"
 	"github.com/tus/tusd/v2/pkg/handler"
-	"github.com/tus/tusd/v2/pkg/memorylocker"
 	"github.com/tus/tusd/v2/pkg/prometheuscollector"
 
 	"github.com/intake-dev/intake/hooks"
@@ -43,7 +42,7 @@ type Server struct {
 	metrics  *storage.Metrics
 	verifier *auth.Verifier // nil with --auth none
 	store    *storage.Store
-	locker   *heldLocker
+	locker   *uploadLocker
 	adminLn  net.Listener // nil without --admin-listen
 	admin    http.Handler
 
@@ -67,7 +66,7 @@ func WithClock(now func() time.Time) Option {
 // Reap runs one reaper pass now (tests and embedders; the server runs one
 // every --reap-interval).
 func (s *Server) Reap(ctx context.Context) (storage.ReapResult, error) {
-	return s.store.Reap(ctx, s.uploadLock, false)
+	return s.store.Reap(ctx, s.locker.background, false)
 }
 
 // WithS3Credentials makes the S3 store use creds instead of the standard
@@ -108,6 +107,9 @@ func assemble(ctx context.Context, cfg config.Config, log *slog.Logger, cat Cata
 		collectors.NewGoCollector(),
 		collectors.NewProcessCollector(collectors.ProcessCollectorOpts{}),
 	)
+	if p, ok := cat.(pooled); ok {
+		reg.MustRegister(newPoolCollector(p.Pool()))
+	}
 
 	policy := newPolicy(cfg, cat)
 	opts := storage.Options{
@@ -129,7 +131,10 @@ func assemble(ctx context.Context, cfg config.Config, log *slog.Logger, cat Cata
 
 	composer := handler.NewStoreComposer()
 	store.UseIn(composer)
-	locker := newHeldLocker(memorylocker.New())
+	locker, err := newUploadLocker(ctx, cat, log, reg)
+	if err != nil {
+		return nil, err
+	}
 	locker.UseIn(composer)
 
 	tus, err := handler.NewHandler(handler.Config{
@@ -146,6 +151,7 @@ func assemble(ctx context.Context, cfg config.Config, log *slog.Logger, cat Cata
 		PreUploadCreateCallback: preCreate(policy, log),
 	})
 	if err != nil {
+		locker.Close()
 		return nil, fmt.Errorf("creating tus handler: %w", err)
 	}
 	reg.MustRegister(prometheuscollector.New(tus.Metrics))
@@ -160,12 +166,14 @@ func assemble(ctx context.Context, cfg config.Config, log *slog.Logger, cat Cata
 			Leeway:        cfg.JWTLeeway,
 		})
 		if err != nil {
+			locker.Close()
 			return nil, fmt.Errorf("--auth jwt: %w", err)
 		}
 	}
 	var adminLn net.Listener
 	if cfg.AdminListen != "" {
 		if adminLn, err = net.Listen("tcp", cfg.AdminListen); err != nil {
+			locker.Close()
 			return nil, fmt.Errorf("listening on --admin-listen %s: %w", cfg.AdminListen, err)
 		}
 	}
@@ -187,8 +195,12 @@ func assemble(ctx context.Context, cfg config.Config, log *slog.Logger, cat Cata
 			"storage":  storageCheck,
 		},
 	}
+	if locker.ping != nil {
+		s.checks["locks"] = locker.ping
+	}
 	s.webhookMetrics = newWebhookMetrics(cfg, reg) // webhooks
 	s.handler, s.admin = s.routes()
+	s.handler = s.drainer.wrap(s.handler)
 	return s, nil
 }
 
@@ -212,7 +224,12 @@ func testFault() func(string) {
 // after start so that a crash before the restart is repaired promptly.
 func (s *Server) reconcileLoop(ctx context.Context, interval time.Duration) {
 	every(ctx, min(interval, 10*time.Second), interval, func() {
-		n, err := s.store.Reconcile(ctx, s.uploadLock, interval, time.Now())
+		unlock, ok := s.locker.task(ctx, "reconcile")
+		if !ok {
+			return // another instance is sweeping
+		}
+		defer unlock()
+		n, err := s.store.Reconcile(ctx, s.locker.background, interval, time.Now())
 		if err != nil && ctx.Err() == nil {
 			s.log.WarnContext(ctx, "reconciler sweep failed", "error", err)
 		}
@@ -332,11 +349,13 @@ func (s *Server) Handler() http.Handler { return s.handler }
 // Catalog returns the server's catalog.
 func (s *Server) Catalog() catalog.Catalog { return s.catalog }
 
-// Close releases the catalog. Call it after Serve has returned.
+// Close releases the upload locks' session and the catalog. Call it after
+// Serve has returned.
 func (s *Server) Close() error {
 	if s.adminLn != nil {
 		s.adminLn.Close() // already closed when Serve ran
 	}
+	s.locker.Close()
 	return s.catalog.Close()
 }
 
@@ -352,7 +371,7 @@ func (s *Server) Serve(ctx context.Context, ln net.Listener) error {
 	reqCtx, cancelRequests := context.WithCancel(context.WithoutCancel(ctx))
 	defer cancelRequests()
 	srv := &http.Server{
-		Handler:           s.drainer.wrap(s.handler),
+		Handler:           s.handler,
 		ReadHeaderTimeout: 30 * time.Second,
 		IdleTimeout:       2 * time.Minute,
 		BaseContext:       func(net.Listener) context.Context { return reqCtx },

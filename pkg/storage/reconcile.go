@@ -2,6 +2,7 @@ package storage
 
 import (
 	"context"
+	"errors"
 	"time"
 
 	"github.com/intake-dev/intake/pkg/auth"
@@ -9,8 +10,12 @@ import (
 )
 
 // Locker takes an upload's lock the way a request would, so the reconciler
-// never works on an upload a PATCH is writing.
+// and the reaper never work on an upload a request is using. It fails with
+// ErrBusy when a request holds the lock.
 type Locker func(ctx context.Context, id string) (unlock func(), err error)
+
+// ErrBusy is a Locker's answer for an upload a request is using.
+var ErrBusy = errors.New("upload in use")
 
 // Reconcile finds sessions still receiving that have not changed for
 // quiet and looks at each as a HEAD would (under its lock): a catalog
@@ -30,6 +35,9 @@ func (s *Store) Reconcile(ctx context.Context, lock Locker, quiet time.Duration,
 				continue
 			}
 			done, err := s.reconcileOne(ctx, lock, sess)
+			if errors.Is(err, ErrBusy) {
+				continue // a request is on it, and repairs it anyway
+			}
 			if err != nil {
 				s.opts.Logger.WarnContext(ctx, "reconciling upload", "id", sess.ID, "error", err)
 				continue
