@@ -3,7 +3,6 @@ package pglock
 import (
 	"context"
 	"errors"
-	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"net/http"
@@ -94,22 +93,14 @@ type Locker struct {
 	log  *slog.Logger
 
 	mu      sync.Mutex
-	local   map[string]*holder            // the one local holder (or claimant) per id
+	local   map[string]*holder                    // the one local holder (or claimant) per id
 	waiters map[string]map[chan struct{}]struct{} // woken when id is released anywhere
 
-	sess session
+	stmts   chan *stmt    // to the lock session (session.go)
+	closing chan struct{} // closed by Close
 
 	stop context.CancelFunc
 	done chan struct{}
-}
-
-// session is the lock connection. Its generation counts connections, so a
-// holder can tell whether its advisory lock is still on the current one.
-type session struct {
-	mu       sync.Mutex
-	conn     *pgx.Conn
-	gen      uint64
-	failedAt time.Time
 }
 
 // holder is a local holder of an upload's lock, or a request claiming it.
@@ -145,13 +136,16 @@ func New(cfg *pgx.ConnConfig, opts Options) *Locker {
 		log:     opts.Logger,
 		local:   map[string]*holder{},
 		waiters: map[string]map[chan struct{}]struct{}{},
+		stmts:   make(chan *stmt),
+		closing: make(chan struct{}),
 		stop:    stop,
 		done:    make(chan struct{}),
 	}
 	go func() {
 		defer close(l.done)
 		var wg sync.WaitGroup
-		wg.Add(2)
+		wg.Add(3)
+		go func() { defer wg.Done(); l.serveSession(ctx) }()
 		go func() { defer wg.Done(); l.listen(ctx) }()
 		go func() { defer wg.Done(); l.keepalive(ctx) }()
 		wg.Wait()
@@ -162,11 +156,9 @@ func New(cfg *pgx.ConnConfig, opts Options) *Locker {
 // Close stops listening and closes the lock session, which releases every
 // lock still held. Call it after the requests using the Locker are done.
 func (l *Locker) Close() error {
+	close(l.closing)
 	l.stop()
 	<-l.done
-	l.sess.mu.Lock()
-	defer l.sess.mu.Unlock()
-	l.resetLocked(nil)
 	return nil
 }
 
@@ -176,10 +168,7 @@ func (l *Locker) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
-	_, err := l.do(func(ctx context.Context, c *pgx.Conn, _ uint64) error {
-		return c.Ping(ctx)
-	}, true)
-	return err
+	return l.run(stmt{sql: "SELECT 1", connect: true}).err
 }
 
 // UseIn registers the Locker with a tusd store composer.
@@ -353,17 +342,14 @@ func (l *Locker) unlock(h *holder) {
 	l.mu.Lock()
 	gen, asked := h.gen, h.asked
 	l.mu.Unlock()
-	_, _ = l.do(func(ctx context.Context, c *pgx.Conn, cur uint64) error {
-		if cur != gen {
-			return nil
+	if gen != 0 { // else its session is gone, and the lock with it
+		st := stmt{sql: "SELECT pg_advisory_unlock($1)", args: []any{h.key}, onGen: gen}
+		if asked {
+			st.sql, st.args = "SELECT pg_advisory_unlock($1), pg_notify($2, $3)", []any{h.key, releasedChannel, l.payload(h.id)}
 		}
-		if !asked {
-			_, err := c.Exec(ctx, "SELECT pg_advisory_unlock($1)", h.key)
-			return err
-		}
-		_, err := c.Exec(ctx, "SELECT pg_advisory_unlock($1), pg_notify($2, $3)", h.key, releasedChannel, l.payload(h.id))
-		return err
-	}, false)
+		// A failure ends the session, which releases the lock all the same.
+		l.run(st)
+	}
 	l.mu.Lock()
 	if l.local[h.id] == h {
 		delete(l.local, h.id)
@@ -376,75 +362,24 @@ func (l *Locker) unlock(h *holder) {
 
 // tryLock takes key's advisory lock on the session if it is free.
 func (l *Locker) tryLock(key int64) (ok bool, gen uint64, err error) {
-	gen, err = l.do(func(ctx context.Context, c *pgx.Conn, _ uint64) error {
-		return c.QueryRow(ctx, "SELECT pg_try_advisory_lock($1)", key).Scan(&ok)
-	}, true)
-	return ok, gen, err
+	r := l.run(stmt{sql: "SELECT pg_try_advisory_lock($1)", args: []any{key}, scan: []any{&ok}, connect: true})
+	return ok, r.gen, r.err
 }
 
 // notify sends payload on channel from the lock session.
 func (l *Locker) notify(channel, payload string) error {
-	_, err := l.do(func(ctx context.Context, c *pgx.Conn, _ uint64) error {
-		_, err := c.Exec(ctx, "SELECT pg_notify($1, $2)", channel, payload)
-		return err
-	}, true)
-	return err
+	return l.run(stmt{sql: "SELECT pg_notify($1, $2)", args: []any{channel, payload}, connect: true}).err
 }
 
-// do runs f on the lock session, connecting it first when connect is set
-// and there is none (an unlock never needs a new session: the old one's
-// end released the lock). Any failure ends the session, since its state is
-// then unknown, and with it every lock held on it.
-func (l *Locker) do(f func(ctx context.Context, c *pgx.Conn, gen uint64) error, connect bool) (uint64, error) {
-	l.sess.mu.Lock()
-	defer l.sess.mu.Unlock()
-	if l.sess.conn == nil {
-		if !connect {
-			return l.sess.gen, nil
-		}
-		if time.Since(l.sess.failedAt) < l.opts.RetryInterval {
-			return 0, ErrUnavailable
-		}
-		ctx, cancel := context.WithTimeout(context.Background(), l.opts.OpTimeout)
-		c, err := pgx.ConnectConfig(ctx, l.cfg)
-		cancel()
-		if err != nil {
-			l.sess.failedAt = time.Now()
-			l.log.Warn("cannot connect the upload lock session", "error", err)
-			return 0, ErrUnavailable
-		}
-		l.sess.conn = c
-		l.sess.gen++
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), l.opts.OpTimeout)
-	defer cancel()
-	if err := f(ctx, l.sess.conn, l.sess.gen); err != nil {
-		l.log.Warn("upload lock session failed; its locks are released", "error", err)
-		l.resetLocked(err)
-		return 0, fmt.Errorf("%w: %v", ErrUnavailable, err)
-	}
-	return l.sess.gen, nil
-}
-
-// resetLocked closes the session (l.sess.mu held). Every lock held on it
-// is gone, so each holder is asked to release now.
-func (l *Locker) resetLocked(cause error) {
-	if l.sess.conn == nil {
-		return
-	}
-	ctx, cancel := context.WithTimeout(context.Background(), time.Second)
-	_ = l.sess.conn.Close(ctx)
-	cancel()
-	l.sess.conn = nil
-	if cause != nil {
-		l.opts.Metrics.sessionLost()
-	}
-	gen := l.sess.gen
+// lost is told by the session that its generation gen ended: every lock
+// held on it is gone, so each holder is asked to release now, and its
+// Unlock has nothing to release.
+func (l *Locker) lost(gen uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
 	for _, h := range l.local {
 		if h.acquired && h.gen == gen {
-			h.gen = 0 // its Unlock has nothing to release
+			h.gen = 0
 			l.opts.Metrics.lockLost()
 			l.askLocked(h)
 		}
@@ -465,9 +400,7 @@ func (l *Locker) keepalive(ctx context.Context) {
 		if l.Held() == 0 {
 			continue
 		}
-		_, _ = l.do(func(ctx context.Context, c *pgx.Conn, _ uint64) error {
-			return c.Ping(ctx)
-		}, false)
+		l.run(stmt{sql: "SELECT 1"})
 	}
 }
 

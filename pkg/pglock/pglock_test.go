@@ -2,11 +2,14 @@ package pglock_test
 
 import (
 	"bufio"
+	"bytes"
 	"context"
 	"crypto/rand"
 	"encoding/hex"
 	"errors"
 	"fmt"
+	"io"
+	"log/slog"
 	"os"
 	"os/exec"
 	"strings"
@@ -484,4 +487,32 @@ func TestContention(t *testing.T) {
 	if acquired.Load() != 16*20 {
 		t.Fatalf("%d acquisitions, want %d", acquired.Load(), 16*20)
 	}
+}
+
+// The lock session shortens its server-side TCP keepalive, so the locks of
+// a host that vanishes are released in about half a minute; a failure to
+// do so is logged.
+func TestSessionShortensKeepalive(t *testing.T) {
+	cfg, _ := config(t)
+	var log bytes.Buffer
+	var mu sync.Mutex
+	l := newLocker(t, cfg, pglock.Options{Logger: slog.New(slog.NewTextHandler(&lockedWriter{w: &log, mu: &mu}, nil))})
+	h := mustLock(t, l, randomID(t), nil)
+	_ = h.lock.Unlock()
+	mu.Lock()
+	defer mu.Unlock()
+	if strings.Contains(log.String(), "keepalive") {
+		t.Fatalf("the lock session kept the default keepalive:\n%s", log.String())
+	}
+}
+
+type lockedWriter struct {
+	w  io.Writer
+	mu *sync.Mutex
+}
+
+func (w *lockedWriter) Write(p []byte) (int, error) {
+	w.mu.Lock()
+	defer w.mu.Unlock()
+	return w.w.Write(p)
 }
