@@ -12,8 +12,8 @@ type poolCollector struct {
 	pool *pgxpool.Pool
 
 	max, total, idle, acquired, constructing *prometheus.Desc
-	acquires, emptyAcquires, canceled       *prometheus.Desc
-	acquireSeconds, emptyWaitSeconds        *prometheus.Desc
+	acquires, emptyAcquires, canceled        *prometheus.Desc
+	acquireSeconds, emptyWaitSeconds         *prometheus.Desc
 }
 
 func newPoolCollector(pool *pgxpool.Pool) *poolCollector {
