@@ -3,12 +3,14 @@ package pglock
 import (
 	"context"
 	"errors"
+	"fmt"
 	"hash/fnv"
 	"log/slog"
 	"net/http"
 	"strconv"
 	"strings"
 	"sync"
+	"sync/atomic"
 	"time"
 
 	"github.com/jackc/pgx/v5"
@@ -95,9 +97,11 @@ type Locker struct {
 	mu      sync.Mutex
 	local   map[string]*holder                    // the one local holder (or claimant) per id
 	waiters map[string]map[chan struct{}]struct{} // woken when id is released anywhere
+	deadGen uint64                                // the latest lock session generation that ended
 
-	stmts   chan *stmt    // to the lock session (session.go)
-	closing chan struct{} // closed by Close
+	stmts     chan *stmt    // to the lock session (session.go)
+	listening atomic.Bool   // release requests are being received
+	closing   chan struct{} // closed by Close
 
 	stop context.CancelFunc
 	done chan struct{}
@@ -162,14 +166,21 @@ func (l *Locker) Close() error {
 	return nil
 }
 
-// Ping checks the lock session, connecting it if there is none: without
-// it no lock can be taken (readiness).
+// Ping checks the lock session, connecting it if there is none, and that
+// release requests are being listened for (readiness): without the one no
+// lock can be taken, without the other this instance's requests would
+// keep an upload from every other instance until they end by themselves.
 func (l *Locker) Ping(ctx context.Context) error {
 	if err := ctx.Err(); err != nil {
 		return err
 	}
+	if !l.listening.Load() {
+		return errNotListening
+	}
 	return l.run(stmt{sql: "SELECT 1", connect: true}).err
 }
+
+var errNotListening = fmt.Errorf("%w: not listening for release requests (yet)", ErrUnavailable)
 
 // UseIn registers the Locker with a tusd store composer.
 func (l *Locker) UseIn(c *handler.StoreComposer) { c.UseLocker(l) }
@@ -289,14 +300,20 @@ func (l *Locker) acquire(ctx context.Context, id string, release func(), ask boo
 
 		ok, gen, err := l.tryLock(h.key)
 		l.mu.Lock()
-		if err == nil && ok {
+		if err == nil && ok && gen > l.deadGen {
 			h.acquired, h.gen = true, gen
 			l.mu.Unlock()
 			return h, nil
 		}
+		// Not acquired, or on a session that ended right after: then
+		// the lock is gone already and the next attempt reconnects.
+		retry := err == nil && ok
 		delete(l.local, id)
 		l.mu.Unlock()
 		close(h.done)
+		if retry {
+			continue
+		}
 		if err != nil {
 			return nil, err
 		}
@@ -377,6 +394,7 @@ func (l *Locker) notify(channel, payload string) error {
 func (l *Locker) lost(gen uint64) {
 	l.mu.Lock()
 	defer l.mu.Unlock()
+	l.deadGen = max(l.deadGen, gen)
 	for _, h := range l.local {
 		if h.acquired && h.gen == gen {
 			h.gen = 0
@@ -441,6 +459,8 @@ func (l *Locker) listenOnce(ctx context.Context, connected func()) error {
 		}
 	}
 	connected()
+	l.listening.Store(true)
+	defer l.listening.Store(false)
 	// Notifications sent while there was no listener are lost: every
 	// waiter retries now.
 	l.wakeAll()

@@ -74,6 +74,16 @@ func newLocker(t testing.TB, cfg *pgx.ConnConfig, opts pglock.Options) *pglock.L
 	t.Helper()
 	l := pglock.New(cfg, opts)
 	t.Cleanup(func() { l.Close() })
+	// Ready: the session connects and the listener receives release
+	// requests (a request sent before is lost, and repeated only a second
+	// later).
+	deadline := time.Now().Add(10 * time.Second)
+	for l.Ping(context.Background()) != nil {
+		if time.Now().After(deadline) {
+			t.Fatalf("the locker is not ready after 10s: %v", l.Ping(context.Background()))
+		}
+		time.Sleep(5 * time.Millisecond)
+	}
 	return l
 }
 
@@ -395,7 +405,11 @@ func TestUnreachableDatabaseIs503(t *testing.T) {
 	if err != nil {
 		t.Fatal(err)
 	}
-	l := newLocker(t, cfg, pglock.Options{})
+	l := pglock.New(cfg, pglock.Options{})
+	t.Cleanup(func() { l.Close() })
+	if err := l.Ping(context.Background()); !errors.Is(err, pglock.ErrUnavailable) {
+		t.Fatalf("Ping without a database: %v, want ErrUnavailable", err)
+	}
 	_, err = lock(t, l, "x", 5*time.Second, nil)
 	var herr handler.Error
 	if !errors.Is(err, pglock.ErrUnavailable) || !errors.As(err, &herr) || herr.HTTPResponse.StatusCode != 503 {

@@ -69,6 +69,12 @@ func newUploadLocker(ctx context.Context, cat Catalog, log *slog.Logger, reg pro
 			Metrics:   pglock.NewMetrics(reg),
 		})
 		l.inner, l.tryLock, l.close, l.ping = pl, pl.TryLock, pl.Close, pl.Ping
+		// Serve ready: the listener for release requests connects in the
+		// background, within milliseconds of a database that just
+		// answered. If it does not, /readyz says so until it does.
+		for wait := time.Now().Add(5 * time.Second); pl.Ping(ctx) != nil && ctx.Err() == nil && time.Now().Before(wait); {
+			time.Sleep(5 * time.Millisecond)
+		}
 	} else {
 		l.inner = memorylocker.New()
 	}
