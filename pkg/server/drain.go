@@ -131,7 +131,7 @@ func releaseFunc(ctx context.Context, tusdRelease func()) func() {
 	r, ok := ctx.Value(requestKey{}).(*request)
 	switch {
 	case !ok:
-		return tusdRelease // not served through Serve (tests, embedders)
+		return tusdRelease // a handler not built by this package
 	case r.body != nil:
 		return func() { r.body.interruptWith(handler.ErrUploadInterrupted) }
 	case r.method == http.MethodPatch || r.method == http.MethodPost:
