@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"context"
 	"errors"
+	"fmt"
 	"io"
 	"net/http"
 	"os"
@@ -12,6 +13,8 @@ import (
 	"strings"
 	"testing"
 	"time"
+
+	"github.com/jackc/pgx/v5"
 
 	"github.com/intake-dev/intake/pkg/client"
 	"github.com/intake-dev/intake/pkg/config"
@@ -180,6 +183,56 @@ func takeover(t *testing.T, a, b *testServer) {
 		t.Fatalf("resuming on the other instance: %v", err)
 	}
 	if got := a.download(u); string(got) != string(data) {
+		t.Fatal("the upload differs from what was sent")
+	}
+}
+
+// When the lock session dies under a PATCH (a database restart, a
+// terminated backend), the lock is gone: the PATCH is interrupted at once,
+// keeping what it stored, and the upload resumes on a new session.
+func TestLostLockSessionInterruptsPatch(t *testing.T) {
+	t.Parallel()
+	cfg := testConfig(t, "postgres")
+	app := fmt.Sprintf("intake-test-%x", randomBytes(t, 6))
+	cfg.DatabaseURL += "&application_name=" + app // pgtest's URL has a query (search_path)
+	ts := startServer(t, cfg)
+	ctx := context.Background()
+	const size = 2 << 20
+	data := randomBytes(t, size)
+	u, _, err := ts.client.Create(ctx, client.Upload{Size: size}, nil, 0)
+	if err != nil {
+		t.Fatal(err)
+	}
+	stale := stalledPatch(t, ts, u, data[:size/4])
+
+	admin, err := pgx.Connect(ctx, cfg.DatabaseURL)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer admin.Close(ctx)
+	var killed int
+	err = admin.QueryRow(ctx, `SELECT count(pg_terminate_backend(a.pid)) FROM pg_stat_activity a
+		WHERE a.application_name = $1 AND EXISTS (
+			SELECT 1 FROM pg_locks l WHERE l.pid = a.pid AND l.locktype = 'advisory' AND l.granted)`, app).Scan(&killed)
+	if err != nil || killed != 1 {
+		t.Fatalf("terminating the lock session: %d backends, %v; want 1", killed, err)
+	}
+	select {
+	case err := <-stale:
+		var se *client.StatusError
+		if !errors.As(err, &se) || se.Status != http.StatusBadRequest || se.Code != "upload_interrupted" {
+			t.Fatalf("the PATCH whose lock was lost ended with %v, want 400 upload_interrupted", err)
+		}
+	case <-time.After(15 * time.Second):
+		t.Fatal("the PATCH whose lock was lost went on")
+	}
+	if got := metricValue(t, ts, "intake_locks_lost_total"); got != 1 {
+		t.Errorf("intake_locks_lost_total = %v, want 1", got)
+	}
+	if err := ts.client.Resume(ctx, u, bytes.NewReader(data), size, 1<<20, 0); err != nil {
+		t.Fatalf("resuming on a new lock session: %v", err)
+	}
+	if got := ts.download(u); !bytes.Equal(got, data) {
 		t.Fatal("the upload differs from what was sent")
 	}
 }
