@@ -3,7 +3,6 @@ package cli
 import (
 	"errors"
 	"fmt"
-	"log/slog"
 
 	"github.com/spf13/cobra"
 
@@ -53,7 +52,11 @@ quiet for longer than the TTL, and re-checks each before releasing it.`,
 			return err
 		}
 		defer closeStore()
-		lock, closeLock, err := server.BackgroundLocker(ctx, cat, slog.New(slog.DiscardHandler))
+		log, err := s.logger(cmd.ErrOrStderr())
+		if err != nil {
+			return err
+		}
+		lock, closeLock, err := server.BackgroundLocker(ctx, cat, log)
 		if err != nil {
 			return err
 		}

@@ -268,9 +268,12 @@ func (l *Locker) idOf(payload string) (string, bool) {
 // asks whoever holds it (here or on another instance) to release and
 // waits until ctx ends; without, it fails with ErrBusy at once.
 func (l *Locker) acquire(ctx context.Context, id string, release func(), ask bool) (*holder, error) {
-	wake := make(chan struct{}, 1)
-	l.subscribe(id, wake)
-	defer l.unsubscribe(id, wake)
+	var wake chan struct{} // only a waiter (ask) waits to be woken
+	if ask {
+		wake = make(chan struct{}, 1)
+		l.subscribe(id, wake)
+		defer l.unsubscribe(id, wake)
+	}
 
 	var asked time.Time
 	poll := 5 * time.Millisecond

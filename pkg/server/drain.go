@@ -34,24 +34,25 @@ func newDrainer() *drainer {
 // request yield.
 func (d *drainer) wrap(next http.Handler) http.Handler {
 	return http.HandlerFunc(func(w http.ResponseWriter, r *http.Request) {
-		if r.Body == nil || r.Body == http.NoBody {
-			next.ServeHTTP(w, r.WithContext(context.WithValue(r.Context(), requestKey{}, &request{method: r.Method})))
-			return
-		}
-		b := &drainBody{ReadCloser: r.Body, rc: http.NewResponseController(w)}
-		r = r.WithContext(context.WithValue(r.Context(), requestKey{}, &request{method: r.Method, body: b}))
-		d.mu.Lock()
-		if d.draining {
-			b.err = handler.ErrServerShutdown
-		}
-		d.bodies[b] = struct{}{}
-		d.mu.Unlock()
-		defer func() {
+		req := &request{method: r.Method}
+		// A copy: net/http must keep seeing its own body on the original
+		// request, to answer while the client is still sending.
+		r = r.WithContext(context.WithValue(r.Context(), requestKey{}, req))
+		if r.Body != nil && r.Body != http.NoBody {
+			b := &drainBody{ReadCloser: r.Body, rc: http.NewResponseController(w)}
 			d.mu.Lock()
-			delete(d.bodies, b)
+			if d.draining {
+				b.err = handler.ErrServerShutdown
+			}
+			d.bodies[b] = struct{}{}
 			d.mu.Unlock()
-		}()
-		r.Body = b
+			defer func() {
+				d.mu.Lock()
+				delete(d.bodies, b)
+				d.mu.Unlock()
+			}()
+			r.Body, req.body = b, b
+		}
 		next.ServeHTTP(w, r)
 	})
 }

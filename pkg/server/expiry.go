@@ -60,12 +60,7 @@ func (w *expiresWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // reapLoop releases expired uploads every interval until ctx ends, and
 // after each pass sweeps storage no session knows.
 func (s *Server) reapLoop(ctx context.Context, interval time.Duration) {
-	every(ctx, min(interval, 30*time.Second), interval, func() {
-		unlock, ok := s.locker.task(ctx, "reap")
-		if !ok {
-			return // another instance is reaping
-		}
-		defer unlock()
+	s.periodic(ctx, "reap", min(interval, 30*time.Second), interval, func() {
 		res, err := s.store.Reap(ctx, s.locker.background, false)
 		if err != nil && ctx.Err() == nil {
 			s.log.WarnContext(ctx, "reaper pass failed", "error", err)

@@ -30,12 +30,9 @@ import (
 //     pass over them; and counts waits and holds.
 type uploadLocker struct {
 	inner handler.Locker
-	// tryLock takes a lock only if nobody holds it anywhere, asking no one
-	// to release; nil with the memory locker, where held is the whole truth.
-	tryLock func(ctx context.Context, id string) (func(), error)
-	close   func() error
-	// ping checks the lock session; nil with the memory locker.
-	ping func(ctx context.Context) error
+	// pg is inner with a PostgreSQL catalog; nil with the memory locker,
+	// where held is the whole truth (one instance).
+	pg *pglock.Locker
 
 	mu   sync.Mutex
 	held map[string]int
@@ -56,23 +53,20 @@ func newUploadLocker(ctx context.Context, cat Catalog, log *slog.Logger, reg pro
 			Help:    "Time requests waited for an upload's lock, by outcome (acquired, timeout, unavailable).",
 			Buckets: []float64{.0005, .001, .0025, .005, .01, .025, .05, .1, .25, .5, 1, 2.5, 5, 10, 20},
 		}, []string{"outcome"}),
-		close: func() error { return nil },
 	}
 	if p, ok := cat.(pooled); ok {
-		ns, err := lockNamespace(ctx, p.Pool())
+		pg, err := openPGLock(ctx, p, pglock.Options{
+			Logger:  log.With("component", "locks"),
+			Metrics: pglock.NewMetrics(reg),
+		})
 		if err != nil {
 			return nil, err
 		}
-		pl := pglock.New(p.Pool().Config().ConnConfig, pglock.Options{
-			Namespace: ns,
-			Logger:    log.With("component", "locks"),
-			Metrics:   pglock.NewMetrics(reg),
-		})
-		l.inner, l.tryLock, l.close, l.ping = pl, pl.TryLock, pl.Close, pl.Ping
+		l.inner, l.pg = pg, pg
 		// Serve ready: the listener for release requests connects in the
 		// background, within milliseconds of a database that just
 		// answered. If it does not, /readyz says so until it does.
-		for wait := time.Now().Add(5 * time.Second); pl.Ping(ctx) != nil && ctx.Err() == nil && time.Now().Before(wait); {
+		for wait := time.Now().Add(5 * time.Second); pg.Ping(ctx) != nil && ctx.Err() == nil && time.Now().Before(wait); {
 			time.Sleep(5 * time.Millisecond)
 		}
 	} else {
@@ -89,21 +83,36 @@ func newUploadLocker(ctx context.Context, cat Catalog, log *slog.Logger, reg pro
 	return l, nil
 }
 
-// lockNamespace is the catalog's schema: instances of one deployment share
-// it, and deployments in other schemas of the database lock apart.
-func lockNamespace(ctx context.Context, pool *pgxpool.Pool) (string, error) {
-	var ns string
-	if err := pool.QueryRow(ctx, "SELECT coalesce(current_schema(), '')").Scan(&ns); err != nil {
-		return "", fmt.Errorf("reading the catalog schema for upload locks: %w", err)
+// openPGLock opens upload locks on the catalog's database, namespaced by
+// the catalog's schema: instances of one deployment share it, and
+// deployments in other schemas of the database lock apart.
+func openPGLock(ctx context.Context, p pooled, opts pglock.Options) (*pglock.Locker, error) {
+	if err := p.Pool().QueryRow(ctx, "SELECT coalesce(current_schema(), '')").Scan(&opts.Namespace); err != nil {
+		return nil, fmt.Errorf("reading the catalog schema for upload locks: %w", err)
 	}
-	return ns, nil
+	return pglock.New(p.Pool().Config().ConnConfig, opts), nil
+}
+
+// tryPG takes id's lock on pg only if nobody holds it on any instance,
+// asking no one to release: storage.ErrBusy otherwise.
+func tryPG(ctx context.Context, pg *pglock.Locker, id string) (func(), error) {
+	unlock, err := pg.TryLock(ctx, id)
+	if errors.Is(err, pglock.ErrBusy) {
+		return nil, storage.ErrBusy
+	}
+	return unlock, err
 }
 
 // UseIn registers the locker with a composer.
 func (l *uploadLocker) UseIn(c *handler.StoreComposer) { c.UseLocker(l) }
 
 // Close releases the PostgreSQL lock session, if any.
-func (l *uploadLocker) Close() error { return l.close() }
+func (l *uploadLocker) Close() error {
+	if l.pg == nil {
+		return nil
+	}
+	return l.pg.Close()
+}
 
 func (l *uploadLocker) NewLock(id string) (handler.Lock, error) {
 	inner, err := l.inner.NewLock(id)
@@ -134,11 +143,8 @@ func (l *uploadLocker) background(ctx context.Context, id string) (func(), error
 	if l.isHeld(id) {
 		return nil, storage.ErrBusy
 	}
-	if l.tryLock != nil {
-		unlock, err := l.tryLock(ctx, id)
-		if errors.Is(err, pglock.ErrBusy) {
-			return nil, storage.ErrBusy
-		}
+	if l.pg != nil {
+		unlock, err := tryPG(ctx, l.pg, id)
 		if err != nil {
 			return nil, err
 		}
@@ -161,11 +167,11 @@ func (l *uploadLocker) background(ctx context.Context, id string) (func(), error
 // instance at a time runs it; ok is false when another instance is. With
 // the memory locker there is one instance, and the task always runs.
 func (l *uploadLocker) task(ctx context.Context, name string) (unlock func(), ok bool) {
-	if l.tryLock == nil {
+	if l.pg == nil {
 		return func() {}, true
 	}
 	// NUL never occurs in an upload id, so task names cannot collide.
-	unlock, err := l.tryLock(ctx, "\x00task:"+name)
+	unlock, err := l.pg.TryLock(ctx, "\x00task:"+name)
 	if err != nil {
 		return nil, false
 	}
@@ -182,18 +188,12 @@ func BackgroundLocker(ctx context.Context, cat Catalog, log *slog.Logger) (lock 
 	if !ok {
 		return func(context.Context, string) (func(), error) { return func() {}, nil }, func() {}, nil
 	}
-	ns, err := lockNamespace(ctx, p.Pool())
+	pg, err := openPGLock(ctx, p, pglock.Options{Logger: log})
 	if err != nil {
 		return nil, nil, err
 	}
-	pl := pglock.New(p.Pool().Config().ConnConfig, pglock.Options{Namespace: ns, Logger: log})
-	return func(ctx context.Context, id string) (func(), error) {
-		unlock, err := pl.TryLock(ctx, id)
-		if errors.Is(err, pglock.ErrBusy) {
-			return nil, storage.ErrBusy
-		}
-		return unlock, err
-	}, func() { pl.Close() }, nil
+	return func(ctx context.Context, id string) (func(), error) { return tryPG(ctx, pg, id) },
+		func() { pg.Close() }, nil
 }
 
 type uploadLock struct {

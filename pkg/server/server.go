@@ -195,8 +195,8 @@ func assemble(ctx context.Context, cfg config.Config, log *slog.Logger, cat Cata
 			"storage":  storageCheck,
 		},
 	}
-	if locker.ping != nil {
-		s.checks["locks"] = locker.ping
+	if locker.pg != nil {
+		s.checks["locks"] = locker.pg.Ping
 	}
 	s.webhookMetrics = newWebhookMetrics(cfg, reg) // webhooks
 	s.handler, s.admin = s.routes()
@@ -223,12 +223,7 @@ func testFault() func(string) {
 // storage.Store.Reconcile) every interval until ctx ends, starting soon
 // after start so that a crash before the restart is repaired promptly.
 func (s *Server) reconcileLoop(ctx context.Context, interval time.Duration) {
-	every(ctx, min(interval, 10*time.Second), interval, func() {
-		unlock, ok := s.locker.task(ctx, "reconcile")
-		if !ok {
-			return // another instance is sweeping
-		}
-		defer unlock()
+	s.periodic(ctx, "reconcile", min(interval, 10*time.Second), interval, func() {
 		n, err := s.store.Reconcile(ctx, s.locker.background, interval, time.Now())
 		if err != nil && ctx.Err() == nil {
 			s.log.WarnContext(ctx, "reconciler sweep failed", "error", err)
@@ -239,8 +234,10 @@ func (s *Server) reconcileLoop(ctx context.Context, interval time.Duration) {
 	})
 }
 
-// every runs f after first and then every interval, until ctx ends.
-func every(ctx context.Context, first, interval time.Duration, f func()) {
+// periodic runs f after first and then every interval, until ctx ends,
+// on one instance at a time: each run takes the cluster-wide lock of task
+// and is skipped while another instance holds it.
+func (s *Server) periodic(ctx context.Context, task string, first, interval time.Duration, f func()) {
 	t := time.NewTimer(first)
 	defer t.Stop()
 	for {
@@ -249,7 +246,10 @@ func every(ctx context.Context, first, interval time.Duration, f func()) {
 			return
 		case <-t.C:
 		}
-		f()
+		if unlock, ok := s.locker.task(ctx, task); ok {
+			f()
+			unlock()
+		}
 		t.Reset(interval)
 	}
 }
