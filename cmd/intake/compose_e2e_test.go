@@ -33,6 +33,7 @@ import (
 	"github.com/intake-dev/intake/internal/testenv"
 	"github.com/intake-dev/intake/pkg/client"
 	"github.com/intake-dev/intake/pkg/config"
+	"github.com/intake-dev/intake/pkg/server"
 )
 
 // The deploy's files, relative to the repository root, and the service in
@@ -230,7 +231,7 @@ func TestComposeTopology(t *testing.T) {
 		t.Errorf("multipart uploads left after completion: %v", mps)
 	}
 
-	var list []view
+	var list []server.UploadView
 	if err := json.Unmarshal(cliEnv(t, environ, "uploads", "ls", "--json"), &list); err != nil {
 		t.Fatal(err)
 	}

@@ -11,16 +11,12 @@ import (
 	"encoding/hex"
 	"errors"
 	"fmt"
-	"io"
-	"net/http"
 	"os"
 	"os/exec"
 	"path"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
-	"time"
 
 	"github.com/minio/minio-go/v7"
 
@@ -72,11 +68,11 @@ func (d *deployment) args(dataDir string) []string {
 	return a
 }
 
-// env is the environment of an intake process: the test's, with the S3
+// env is what an intake process's environment adds to the test's: the S3
 // credentials, and HOME in dataDir so that no ~/.aws profile of this
 // machine joins the credential chain.
 func (d *deployment) env(dataDir string) []string {
-	env := append(os.Environ(), "HOME="+dataDir)
+	env := []string{"HOME=" + dataDir}
 	if d.s3 != nil {
 		env = append(env, d.s3.Env()...)
 	}
@@ -85,32 +81,10 @@ func (d *deployment) env(dataDir string) []string {
 
 // serve starts `intake serve` on the deployment with its own data
 // directory (the file store shares the deployment's: its bytes are there)
-// and waits until it is ready.
-func (d *deployment) serve(t *testing.T, dataDir string) *proc {
+// and the flags extra, and waits until it is ready.
+func (d *deployment) serve(t *testing.T, dataDir string, extra ...string) *proc {
 	t.Helper()
-	addr := freePort(t)
-	p := &proc{t: t, base: "http://" + addr, log: &bytes.Buffer{}}
-	p.cmd = exec.Command(binary, append([]string{"serve", "--listen", addr}, d.args(dataDir)...)...)
-	p.cmd.Env = d.env(dataDir)
-	p.cmd.Stdout, p.cmd.Stderr = p.log, p.log
-	if err := p.cmd.Start(); err != nil {
-		t.Fatal(err)
-	}
-	t.Cleanup(func() { p.kill() })
-	deadline := time.Now().Add(20 * time.Second)
-	for {
-		resp, err := http.Get(p.base + "/readyz")
-		if err == nil {
-			resp.Body.Close()
-			if resp.StatusCode == http.StatusOK {
-				return p
-			}
-		}
-		if time.Now().After(deadline) {
-			t.Fatalf("intake did not become ready; log:\n%s", p.log)
-		}
-		time.Sleep(20 * time.Millisecond)
-	}
+	return startEnv(t, freePort(t), d.env(dataDir), append(d.args(dataDir), extra...)...)
 }
 
 // run runs an intake command on the deployment and returns its output and
@@ -118,7 +92,7 @@ func (d *deployment) serve(t *testing.T, dataDir string) *proc {
 func (d *deployment) run(t *testing.T, args ...string) (out string, status int) {
 	t.Helper()
 	cmd := exec.Command(binary, append(args, d.args(d.dataDir)...)...)
-	cmd.Env = d.env(d.dataDir)
+	cmd.Env = append(os.Environ(), d.env(d.dataDir)...)
 	b, err := cmd.CombinedOutput()
 	var exit *exec.ExitError
 	switch {
@@ -175,26 +149,11 @@ func (d *deployment) corrupt(t *testing.T, id string, data []byte, at int) {
 func fallbacks(t *testing.T, p *proc) float64 {
 	t.Helper()
 	const series = "intake_digest_fallbacks_total"
-	resp, err := http.Get(p.base + "/metrics")
-	if err != nil {
-		t.Fatal(err)
+	v, ok := p.metric(t, series)
+	if !ok {
+		t.Fatalf("/metrics of %s has no %s", p.base, series)
 	}
-	defer resp.Body.Close()
-	body, err := io.ReadAll(resp.Body)
-	if err != nil {
-		t.Fatal(err)
-	}
-	for _, line := range strings.Split(string(body), "\n") {
-		if name, value, ok := strings.Cut(line, " "); ok && name == series {
-			v, err := strconv.ParseFloat(value, 64)
-			if err != nil {
-				t.Fatalf("/metrics: %q: %v", line, err)
-			}
-			return v
-		}
-	}
-	t.Fatalf("/metrics of %s has no %s", p.base, series)
-	return 0
+	return v
 }
 
 func hexSum(b []byte) string {
@@ -238,6 +197,7 @@ func TestDigestAcrossProcesses(t *testing.T) {
 				chunk := data[cuts[i]:cuts[i+1]]
 				off, err := c.Patch(ctx, c.Endpoint+id, cuts[i], bytes.NewReader(chunk), int64(len(chunk)), -1)
 				if err != nil || off != cuts[i+1] {
+					p.kill()
 					t.Fatalf("PATCH %d to %s: offset %d, %v; want %d; log:\n%s", i+1, p.base, off, err, cuts[i+1], p.log)
 				}
 				sess, err := cat.Get(ctx, id)

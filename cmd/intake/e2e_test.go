@@ -17,11 +17,14 @@ import (
 	"os/exec"
 	"path"
 	"path/filepath"
+	"strconv"
+	"strings"
 	"testing"
 	"time"
 
 	"github.com/intake-dev/intake/internal/pgtest"
 	"github.com/intake-dev/intake/pkg/client"
+	"github.com/intake-dev/intake/pkg/server"
 )
 
 var binary string
@@ -48,7 +51,9 @@ type proc struct {
 	t    *testing.T
 	cmd  *exec.Cmd
 	base string
-	log  *bytes.Buffer
+	// log is the process's output. The process writes it while it runs:
+	// read it only once the process has exited (kill it first).
+	log *bytes.Buffer
 }
 
 func freePort(t *testing.T) string {
@@ -89,6 +94,7 @@ func startEnv(t *testing.T, addr string, env []string, args ...string) *proc {
 			}
 		}
 		if time.Now().After(deadline) {
+			p.kill()
 			t.Fatalf("intake did not become ready; log:\n%s", p.log)
 		}
 		time.Sleep(20 * time.Millisecond)
@@ -113,8 +119,31 @@ func (p *proc) terminate() {
 			p.t.Errorf("intake exited with %v after SIGINT; log:\n%s", err, p.log)
 		}
 	case <-time.After(30 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-done
 		p.t.Fatalf("intake did not stop after SIGINT; log:\n%s", p.log)
 	}
+}
+
+// metric reads one series of the process's /metrics, named as the text
+// format writes it, e.g. `name{label="value"}`; ok is false when the
+// process does not export it.
+func (p *proc) metric(t *testing.T, series string) (value float64, ok bool) {
+	t.Helper()
+	status, body, err := get(p.base + "/metrics")
+	if err != nil || status != http.StatusOK {
+		t.Fatalf("GET /metrics on %s: %d, %v", p.base, status, err)
+	}
+	for _, line := range strings.Split(string(body), "\n") {
+		if name, v, found := strings.Cut(line, " "); found && name == series {
+			f, err := strconv.ParseFloat(v, 64)
+			if err != nil {
+				t.Fatalf("/metrics of %s: %q: %v", p.base, line, err)
+			}
+			return f, true
+		}
+	}
+	return 0, false
 }
 
 func cli(t *testing.T, args ...string) []byte {
@@ -149,13 +178,6 @@ func download(t *testing.T, url string) []byte {
 		t.Fatal(err)
 	}
 	return b
-}
-
-type view struct {
-	ID     string `json:"id"`
-	State  string `json:"state"`
-	Offset int64  `json:"offset"`
-	Size   *int64 `json:"size"`
 }
 
 // TestKill9ThenResume is the acceptance scenario: 100 MiB in three PATCHes,
@@ -201,7 +223,7 @@ func TestKill9ThenResume(t *testing.T) {
 			if info.Offset != cuts[2] {
 				t.Fatalf("offset after kill -9 = %d; want %d", info.Offset, cuts[2])
 			}
-			var v view
+			var v server.UploadView
 			if err := json.Unmarshal(cli(t, append([]string{"uploads", "show", id, "--json"}, args...)...), &v); err != nil {
 				t.Fatal(err)
 			}
@@ -216,7 +238,7 @@ func TestKill9ThenResume(t *testing.T) {
 			}
 			p.terminate()
 
-			var list []view
+			var list []server.UploadView
 			if err := json.Unmarshal(cli(t, append([]string{"uploads", "ls", "--json"}, args...)...), &list); err != nil {
 				t.Fatal(err)
 			}
@@ -281,7 +303,7 @@ func TestKill9MidPatch(t *testing.T) {
 	if info.Offset != st.Size() {
 		t.Fatalf("HEAD offset %d; disk holds %d", info.Offset, st.Size())
 	}
-	var v view
+	var v server.UploadView
 	if err := json.Unmarshal(cli(t, "uploads", "show", id, "--json", "--data-dir", dataDir), &v); err != nil {
 		t.Fatal(err)
 	}
@@ -347,6 +369,8 @@ func TestSignals(t *testing.T) {
 			t.Fatalf("after the second SIGINT: %v; want exit status 1", err)
 		}
 	case <-time.After(5 * time.Second):
+		_ = p.cmd.Process.Kill()
+		<-exited
 		t.Fatalf("still running 5s after the second SIGINT; log:\n%s", p.log)
 	}
 }

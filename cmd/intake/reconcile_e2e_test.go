@@ -3,14 +3,13 @@ package main_test
 import (
 	"bytes"
 	"context"
-	"crypto/sha256"
-	"encoding/hex"
 	"encoding/json"
 	"path"
 	"testing"
 	"time"
 
 	"github.com/intake-dev/intake/pkg/client"
+	"github.com/intake-dev/intake/pkg/server"
 )
 
 // TestCrashBeforeFinalizeIsReconciled stops the process exactly between
@@ -50,27 +49,23 @@ func TestCrashBeforeFinalizeIsReconciled(t *testing.T) {
 	deadline := time.Now().Add(15 * time.Second)
 	for show(t, id, args).State != "complete" {
 		if time.Now().After(deadline) {
+			p.kill()
 			t.Fatalf("the reconciler never finalized the upload; log:\n%s", p.log)
 		}
 		time.Sleep(100 * time.Millisecond)
 	}
-	sum := sha256.Sum256(data)
-	if v := show(t, id, args); v.SHA256 != hex.EncodeToString(sum[:]) {
-		t.Fatalf("recorded sha256 %q; want %x", v.SHA256, sum)
+	if v, want := show(t, id, args), hexSum(data); v.SHA256 != want {
+		t.Fatalf("recorded sha256 %q; want %s", v.SHA256, want)
 	}
 	if got := download(t, url); !bytes.Equal(got, data) {
 		t.Fatal("download differs")
 	}
 }
 
-type shown struct {
-	State  string `json:"state"`
-	SHA256 string `json:"sha256"`
-}
-
-func show(t *testing.T, id string, args []string) shown {
+// show is upload id as `intake uploads show --json` prints it.
+func show(t *testing.T, id string, args []string) server.UploadView {
 	t.Helper()
-	var v shown
+	var v server.UploadView
 	if err := json.Unmarshal(cli(t, append([]string{"uploads", "show", id, "--json"}, args...)...), &v); err != nil {
 		t.Fatal(err)
 	}

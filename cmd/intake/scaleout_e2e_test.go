@@ -23,7 +23,6 @@ import (
 	"path"
 	"path/filepath"
 	"slices"
-	"strconv"
 	"strings"
 	"sync"
 	"sync/atomic"
@@ -54,10 +53,7 @@ func startInstance(t *testing.T, d *deployment, name string, extra ...string) *i
 	t.Helper()
 	dir := t.TempDir()
 	tmp := filepath.Join(dir, "parts")
-	args := append(d.args(dir), "--s3-temp-dir", tmp)
-	// d.env starts from os.Environ() as startEnv does; exec keeps the last
-	// of duplicate variables, so the deployment's settings win.
-	p := startEnv(t, freePort(t), d.env(dir), append(args, extra...)...)
+	p := d.serve(t, dir, append([]string{"--s3-temp-dir", tmp}, extra...)...)
 	t.Cleanup(func() {
 		if t.Failed() {
 			p.kill()
@@ -94,27 +90,6 @@ func (in *instance) session(t *testing.T, id string) server.UploadView {
 		t.Fatalf("GET /v1/uploads/%s on %s: %v: %s", id, in.name, err, body)
 	}
 	return v
-}
-
-// metric reads one series of the instance's /metrics, named as the text
-// format writes it, e.g. `name{label="value"}`; ok is false when the
-// instance does not export it.
-func (in *instance) metric(t *testing.T, series string) (value float64, ok bool) {
-	t.Helper()
-	status, body, err := get(in.base + "/metrics")
-	if err != nil || status != http.StatusOK {
-		t.Fatalf("GET /metrics on %s: %d, %v", in.name, status, err)
-	}
-	for _, line := range strings.Split(string(body), "\n") {
-		if name, v, found := strings.Cut(line, " "); found && name == series {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("/metrics of %s: %q: %v", in.name, line, err)
-			}
-			return f, true
-		}
-	}
-	return 0, false
 }
 
 // waitUntil polls cond until it holds, failing t after timeout.

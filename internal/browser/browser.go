@@ -112,21 +112,11 @@ func installed(t testing.TB) installation {
 	inst, err := install()
 	if err != nil {
 		if errors.Is(err, nodemodules.ErrNoNode) || errors.Is(err, errNoChromium) {
-			unavailable(t, testenv.CI(), err)
+			testenv.Unavailable(t, err, "browser", "browser", fmt.Sprintf("install Node.js %d or later with npm, and Chromium: apt-get install chromium", minNodeMajor))
 		}
 		t.Fatalf("browser: %v", err)
 	}
 	return inst
-}
-
-// unavailable skips t, or fails it in CI.
-func unavailable(t testing.TB, ci bool, err error) {
-	t.Helper()
-	if ci {
-		t.Fatalf("browser: %v and CI=true, where a skipped browser test counts as a failure (install Node.js %d or later with npm, and Chromium: apt-get install chromium)", err, minNodeMajor)
-		return
-	}
-	t.Skipf("browser: skipping, %v (install Node.js %d or later with npm, and Chromium)", err, minNodeMajor)
 }
 
 // Page is a web page with Uppy on it, served on a loopback port of its

@@ -11,8 +11,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/intake-dev/intake/internal/nodemodules"
 )
 
 // TestLockfile: Uppy, its core and tus plugin, and playwright-core are
@@ -30,30 +28,6 @@ func TestLockfile(t *testing.T) {
 	for _, name := range []string{"uppy", "@uppy/core", "@uppy/tus", "playwright-core"} {
 		if pins[name] == "" {
 			t.Errorf("package.json does not pin %s", name)
-		}
-	}
-}
-
-// fakeTB records how unavailable ends a test; the embedded interface
-// supplies testing.TB's unexported method.
-type fakeTB struct {
-	testing.TB
-	skipped, failed bool
-}
-
-func (f *fakeTB) Helper()               {}
-func (f *fakeTB) Skipf(string, ...any)  { f.skipped = true }
-func (f *fakeTB) Fatalf(string, ...any) { f.failed = true }
-
-func TestUnavailable(t *testing.T) {
-	t.Parallel()
-	for _, err := range []error{nodemodules.ErrNoNode, errNoChromium} {
-		for _, ci := range []bool{false, true} {
-			var f fakeTB
-			unavailable(&f, ci, err)
-			if f.failed != ci || f.skipped == ci {
-				t.Errorf("%v, CI=%v: failed=%v skipped=%v; want failed=%v skipped=%v", err, ci, f.failed, f.skipped, ci, !ci)
-			}
 		}
 	}
 }

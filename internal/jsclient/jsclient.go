@@ -6,6 +6,7 @@ import (
 	"embed"
 	"encoding/json"
 	"errors"
+	"fmt"
 	"os/exec"
 	"path/filepath"
 	"sync"
@@ -53,23 +54,11 @@ func installed(t testing.TB) nodemodules.Installation {
 	inst, err := install()
 	if err != nil {
 		if errors.Is(err, nodemodules.ErrNoNode) {
-			unavailable(t, ciEnabled(), err)
+			testenv.Unavailable(t, err, "jsclient", "client", fmt.Sprintf("install Node.js %d or later with npm", minNodeMajor))
 		}
 		t.Fatalf("jsclient: %v", err)
 	}
 	return inst
-}
-
-func ciEnabled() bool { return testenv.CI() }
-
-// unavailable skips t, or fails it in CI.
-func unavailable(t testing.TB, ci bool, err error) {
-	t.Helper()
-	if ci {
-		t.Fatalf("jsclient: %v and CI=true, where a skipped client test counts as a failure (install Node.js %d or later)", err, minNodeMajor)
-		return
-	}
-	t.Skipf("jsclient: skipping, %v (install Node.js %d or later with npm)", err, minNodeMajor)
 }
 
 // Options describe one upload by tus-js-client.

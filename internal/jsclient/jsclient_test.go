@@ -12,8 +12,6 @@ import (
 	"strings"
 	"sync"
 	"testing"
-
-	"github.com/intake-dev/intake/internal/nodemodules"
 )
 
 // TestLockfile: tus-js-client is pinned to an exact version, the lockfile
@@ -26,28 +24,6 @@ func TestLockfile(t *testing.T) {
 	}
 	if pins, err := spec.Pins(); err != nil || pins["tus-js-client"] == "" {
 		t.Errorf("package.json pins %v (%v); want tus-js-client among them", pins, err)
-	}
-}
-
-// fakeTB records how unavailable ends a test; the embedded interface
-// supplies testing.TB's unexported method.
-type fakeTB struct {
-	testing.TB
-	skipped, failed bool
-}
-
-func (f *fakeTB) Helper()               {}
-func (f *fakeTB) Skipf(string, ...any)  { f.skipped = true }
-func (f *fakeTB) Fatalf(string, ...any) { f.failed = true }
-
-func TestUnavailable(t *testing.T) {
-	t.Parallel()
-	for _, ci := range []bool{false, true} {
-		var f fakeTB
-		unavailable(&f, ci, nodemodules.ErrNoNode)
-		if f.failed != ci || f.skipped == ci {
-			t.Errorf("CI=%v: failed=%v skipped=%v; want failed=%v skipped=%v", ci, f.failed, f.skipped, ci, !ci)
-		}
 	}
 }
 

@@ -62,7 +62,7 @@ func URL(t testing.TB) string {
 	pool, err := admin()
 	if err != nil {
 		if unreachable, ok := err.(errUnreachable); ok {
-			unavailable(t, testenv.CI(), unreachable.err)
+			testenv.Unavailable(t, fmt.Errorf("PostgreSQL is unreachable: %w", unreachable.err), "pgtest", "database", "set TEST_DATABASE_URL or start it")
 		}
 		t.Fatalf("pgtest: %v", err)
 	}
@@ -89,16 +89,6 @@ func URL(t testing.TB) string {
 	q.Set("search_path", schema)
 	u.RawQuery = q.Encode()
 	return u.String()
-}
-
-// unavailable skips t, or fails it in CI.
-func unavailable(t testing.TB, ci bool, err error) {
-	t.Helper()
-	if ci {
-		t.Fatalf("pgtest: PostgreSQL is unreachable and CI=true, where a skipped database test counts as a failure: %v", err)
-		return
-	}
-	t.Skipf("pgtest: skipping, PostgreSQL is unreachable (set TEST_DATABASE_URL or start it): %v", err)
 }
 
 // schemaName builds "t_<test name>_<random>", lowercase and within the

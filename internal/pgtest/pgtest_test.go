@@ -2,7 +2,6 @@ package pgtest
 
 import (
 	"context"
-	"errors"
 	"os"
 	"os/exec"
 	"strings"
@@ -70,29 +69,6 @@ func TestSchemaName(t *testing.T) {
 	}
 	if strings.Trim(a, "abcdefghijklmnopqrstuvwxyz0123456789_") != "" {
 		t.Errorf("schemaName = %s; want only [a-z0-9_]", a)
-	}
-}
-
-// fakeTB records how unavailable ends a test; the embedded interface
-// supplies testing.TB's unexported method.
-type fakeTB struct {
-	testing.TB
-	skipped, failed bool
-}
-
-func (f *fakeTB) Helper()               {}
-func (f *fakeTB) Skipf(string, ...any)  { f.skipped = true }
-func (f *fakeTB) Fatalf(string, ...any) { f.failed = true }
-
-func TestUnavailable(t *testing.T) {
-	t.Parallel()
-	down := errors.New("dial tcp 127.0.0.1:5432: connect: connection refused")
-	for _, ci := range []bool{false, true} {
-		var f fakeTB
-		unavailable(&f, ci, down)
-		if f.failed != ci || f.skipped == ci {
-			t.Errorf("CI=%v: failed=%v skipped=%v; want failed=%v skipped=%v", ci, f.failed, f.skipped, ci, !ci)
-		}
 	}
 }
 

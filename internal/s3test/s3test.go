@@ -85,7 +85,7 @@ func Start(t testing.TB) *Server {
 	s, err := launch(base)
 	if err != nil {
 		if errors.Is(err, errNoBinary) {
-			unavailable(t, ciEnabled(), err)
+			unavailable(t, err)
 		}
 		t.Fatalf("s3test: %v", err)
 	}
@@ -153,7 +153,7 @@ func Shared(t testing.TB) *Server {
 	}
 	if shared.err != nil {
 		if errors.Is(shared.err, errNoBinary) {
-			unavailable(t, ciEnabled(), shared.err)
+			unavailable(t, shared.err)
 		}
 		t.Fatalf("s3test: %v", shared.err)
 	}
@@ -439,16 +439,10 @@ func moduleRoot() (string, bool) {
 	return root, err == nil
 }
 
-func ciEnabled() bool { return testenv.CI() }
-
-// unavailable skips t, or fails it in CI.
-func unavailable(t testing.TB, ci bool, err error) {
+// unavailable skips t for want of versitygw, or fails it in CI.
+func unavailable(t testing.TB, err error) {
 	t.Helper()
-	if ci {
-		t.Fatalf("s3test: %v and CI=true, where a skipped S3 test counts as a failure (run `make tools`)", err)
-		return
-	}
-	t.Skipf("s3test: skipping, %v (run `make tools`, or set %s)", err, BinaryEnv)
+	testenv.Unavailable(t, err, "s3test", "S3", "run `make tools`, or set "+BinaryEnv)
 }
 
 // childEnv is the whole environment of versitygw. It reads dozens of

@@ -196,28 +196,6 @@ func validBucketName(s string) bool {
 	return strings.Trim(s, "abcdefghijklmnopqrstuvwxyz0123456789-") == ""
 }
 
-// fakeTB records how unavailable ends a test; the embedded interface
-// supplies testing.TB's unexported method.
-type fakeTB struct {
-	testing.TB
-	skipped, failed bool
-}
-
-func (f *fakeTB) Helper()               {}
-func (f *fakeTB) Skipf(string, ...any)  { f.skipped = true }
-func (f *fakeTB) Fatalf(string, ...any) { f.failed = true }
-
-func TestUnavailable(t *testing.T) {
-	t.Parallel()
-	for _, ci := range []bool{false, true} {
-		var f fakeTB
-		unavailable(&f, ci, errNoBinary)
-		if f.failed != ci || f.skipped == ci {
-			t.Errorf("CI=%v: failed=%v skipped=%v; want failed=%v skipped=%v", ci, f.failed, f.skipped, ci, !ci)
-		}
-	}
-}
-
 // TestStartEnds runs this test binary again with a binary that is missing
 // or broken, as a developer and as CI, and checks how the helper test ends:
 // only a missing binary outside CI is a skip.
@@ -286,7 +264,7 @@ func getObject(t *testing.T, c *minio.Client, bucket, key string) []byte {
 func TestLaunch(t *testing.T) {
 	t.Parallel()
 	if _, err := binary(); err != nil {
-		unavailable(t, ciEnabled(), err)
+		unavailable(t, err)
 	}
 	s, err := Launch(t.TempDir())
 	if err != nil {

@@ -1,8 +1,11 @@
 package testenv
 
 import (
+	"errors"
+	"fmt"
 	"os"
 	"path/filepath"
+	"strings"
 	"testing"
 )
 
@@ -24,6 +27,37 @@ func TestCI(t *testing.T) {
 		t.Setenv("CI", v)
 		if got := CI(); got != want {
 			t.Errorf("CI=%q: CI() = %v; want %v", v, got, want)
+		}
+	}
+}
+
+// fakeTB records how unavailable ends a test; the embedded interface
+// supplies testing.TB's unexported method.
+type fakeTB struct {
+	testing.TB
+	skipped, failed bool
+	msg             string
+}
+
+func (f *fakeTB) Helper() {}
+func (f *fakeTB) Skipf(format string, args ...any) {
+	f.skipped, f.msg = true, fmt.Sprintf(format, args...)
+}
+func (f *fakeTB) Fatalf(format string, args ...any) {
+	f.failed, f.msg = true, fmt.Sprintf(format, args...)
+}
+
+func TestUnavailable(t *testing.T) {
+	t.Parallel()
+	missing := errors.New("versitygw not found")
+	for _, ci := range []bool{false, true} {
+		var f fakeTB
+		unavailable(&f, ci, missing, "s3test", "S3", "run `make tools`")
+		if f.failed != ci || f.skipped == ci {
+			t.Errorf("CI=%v: failed=%v skipped=%v; want failed=%v skipped=%v", ci, f.failed, f.skipped, ci, !ci)
+		}
+		if !strings.HasPrefix(f.msg, "s3test: ") || !strings.Contains(f.msg, missing.Error()) || !strings.Contains(f.msg, "(run `make tools`)") {
+			t.Errorf("CI=%v: message %q; want it to start with the harness and give the error and the hint", ci, f.msg)
 		}
 	}
 }

@@ -90,6 +90,9 @@ func New(ctx context.Context, opts Options) (*Bucket, error) {
 	return &Bucket{opts: opts, store: store, mc: mc}, nil
 }
 
+// newMinio builds the minio-go client on creds, the AWS config's provider:
+// LoadDefaultConfig already wraps it, chain or explicit, in an
+// aws.CredentialsCache, shared with the S3 client.
 func newMinio(opts Options, creds aws.CredentialsProvider) (*minio.Client, error) {
 	host, secure := "s3.amazonaws.com", true
 	if opts.Region != "" && opts.Endpoint == "" {
@@ -107,7 +110,7 @@ func newMinio(opts Options, creds aws.CredentialsProvider) (*minio.Client, error
 		lookup = minio.BucketLookupPath
 	}
 	mc, err := minio.New(host, &minio.Options{
-		Creds:        credentials.New(&chainCreds{p: aws.NewCredentialsCache(creds)}),
+		Creds:        credentials.New(&chainCreds{p: creds}),
 		Secure:       secure,
 		Region:       opts.Region,
 		BucketLookup: lookup,

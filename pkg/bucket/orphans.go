@@ -168,10 +168,8 @@ func (b *Bucket) sweepObjects(ctx context.Context, log *slog.Logger, known stora
 			if ok[g.uploadID] {
 				continue
 			}
+			// Every key is under the prefix: objectID admitted it.
 			for _, key := range g.keys {
-				if !strings.HasPrefix(key, b.keyPrefix()) {
-					continue // never: keys come from a listing of the prefix
-				}
 				if !dryRun {
 					if err := b.mc.RemoveObject(ctx, b.opts.Bucket, key, minio.RemoveObjectOptions{}); err != nil {
 						log.WarnContext(ctx, "deleting orphaned object", "key", key, "error", describe(err))

@@ -38,9 +38,6 @@ func (s State) Valid() bool {
 	return false
 }
 
-// Terminal reports whether no byte can be added to a session in state s.
-func (s State) Terminal() bool { return s != StateReceiving }
-
 var (
 	// ErrNotFound is returned when no session has the requested id, by
 	// the blob methods when no blob (in scope) has the requested digest,
@@ -101,7 +98,7 @@ type Session struct {
 	// Finalize or CreateDeduped. Release and Reject keep it.
 	SHA256 string
 	// ContentType is the media type sniffed from the stored bytes at
-	// finalization, "" until SetContentType records it. Finalize and
+	// finalization, "" until Finalize records it. Finalize and
 	// CreateDeduped fill it in from the blob when the session has none;
 	// Create refuses it.
 	ContentType string
@@ -135,7 +132,7 @@ type Blob struct {
 	UploadID string
 	Storage  map[string]string
 	// ContentType is the sniffed media type, "" until known (see
-	// SetContentType and Finalize).
+	// Finalize).
 	ContentType string
 	// Refs counts the complete sessions that reference the blob. A blob
 	// row exists only while it is referenced: Release and Reject delete it
@@ -241,8 +238,8 @@ type Catalog interface {
 	// a session created complete. Returns ErrExists if the id is taken and
 	// ErrInvalid if the session breaks Session.Validate or sets HashState,
 	// HashOffset, SHA256, BlobSHA256 or ContentType, which only
-	// CommitOffset, Finalize, CreateDeduped and SetContentType write: a
-	// plain Create never links a blob.
+	// CommitOffset, Finalize and CreateDeduped write: a plain Create never
+	// links a blob.
 	Create(ctx context.Context, s Session) error
 	// Get returns the session with the id, or ErrNotFound.
 	Get(ctx context.Context, id string) (Session, error)
@@ -304,14 +301,23 @@ type Catalog interface {
 	// bytes belong to a final upload (ErrConflict). Finalizing a session
 	// that is already complete with the same digest and size returns its
 	// blob and whether the blob is another upload's object, changing
-	// nothing (idempotent, for retries after a crash); another digest or
-	// size, or a terminated, failed, rejected or expired session, is
-	// ErrConflict.
+	// nothing but the content type (idempotent, for retries after a
+	// crash); another digest or size, or a terminated, failed, rejected or
+	// expired session, is ErrConflict.
+	//
+	// contentType is the media type sniffed from the stored bytes, or ""
+	// when none is known. It must be "type/subtype" with optional
+	// parameters, printable ASCII, at most 255 bytes (ErrInvalid
+	// otherwise). It replaces the session's type (if it differs) before
+	// the session is linked, in the same transaction, so that the
+	// upload.completed event carries it. On a session already finalized
+	// with this digest it replaces the type of the session (if it differs)
+	// and of its blob, writing no event.
 	//
 	// Session and blob share what either knows of the content type: a new
 	// blob takes the session's, an existing blob without one takes it too,
 	// and a session without one takes the blob's.
-	Finalize(ctx context.Context, id string, size int64, sha256 string) (blob Blob, existed bool, err error)
+	Finalize(ctx context.Context, id string, size int64, sha256, contentType string) (blob Blob, existed bool, err error)
 	// CreateDeduped inserts s already complete (Offset = *s.Size, SHA256
 	// and BlobSHA256 = sha256) referencing the existing blob sha256, whose
 	// size must equal *s.Size, adding a reference — in one transaction.
@@ -339,17 +345,6 @@ type Catalog interface {
 	// GetBlob returns the blob with the digest, or ErrNotFound. A digest
 	// that is not 64 lowercase hex digits is ErrInvalid.
 	GetBlob(ctx context.Context, sha256 string) (Blob, error)
-	// SetContentType records the sniffed media type of a session (receiving
-	// or complete) and of its blob if it has one, in one transaction;
-	// Finalize copies a session's content type to a blob it creates, so a
-	// caller that sniffs before Finalize gets the type into the
-	// upload.completed event. contentType must be "type/subtype" with
-	// optional parameters, printable ASCII, at most 255 bytes (ErrInvalid
-	// otherwise); terminated, failed, rejected and expired sessions are
-	// ErrConflict.
-	// Recording the type a session already has changes nothing on it (its
-	// blob still takes the type if it differs). It writes no event.
-	SetContentType(ctx context.Context, id, contentType string) error
 	// Reject moves a receiving or complete session to StateRejected
 	// (refused by policy once its bytes are in), dropping a complete
 	// session's blob reference like Release (last=true: the blob row is

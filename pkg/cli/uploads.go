@@ -157,20 +157,9 @@ func openMigrated(ctx context.Context, cfg config.Config) (server.Catalog, error
 	if err != nil {
 		return nil, err
 	}
-	list, err := cat.MigrationStatus(ctx)
-	if err != nil {
+	if err := server.CheckSchema(ctx, cat); err != nil {
 		cat.Close()
 		return nil, err
-	}
-	pending := 0
-	for _, m := range list {
-		if m.AppliedAt == nil {
-			pending++
-		}
-	}
-	if pending > 0 {
-		cat.Close()
-		return nil, fmt.Errorf("the catalog schema has %d pending migration(s): run `intake migrate up` (or start `intake serve`, which applies them)", pending)
 	}
 	return cat, nil
 }

@@ -108,14 +108,7 @@ func (p *protocol) check(r *http.Request, method string) *rejection {
 	case http.MethodPost:
 		return p.checkCreation(r)
 	case http.MethodPatch:
-		if rej := checkPatch(r); rej != nil {
-			return rej
-		}
-		// Declaring a length over the maximum: tusd answers 400; it is
-		// the same limit as at creation, so it gets the same 413.
-		if n, present, _ := lengthHeader(r.Header, "Upload-Length", "invalid_upload_length"); present && p.opts.MaxSize > 0 && n > p.opts.MaxSize {
-			return p.tooLarge()
-		}
+		return p.checkPatch(r)
 	}
 	return nil
 }
@@ -175,7 +168,7 @@ func (p *protocol) tooLarge() *rejection {
 		"the upload would be larger than the server's maximum of " + strconv.FormatInt(p.opts.MaxSize, 10) + " bytes"}
 }
 
-func checkPatch(r *http.Request) *rejection {
+func (p *protocol) checkPatch(r *http.Request) *rejection {
 	if v, _, ok := single(r.Header, "Content-Type"); !ok || v != offsetMediaType {
 		return &rejection{http.StatusUnsupportedMediaType, "invalid_content_type",
 			"PATCH requests must use Content-Type: " + offsetMediaType}
@@ -185,8 +178,14 @@ func checkPatch(r *http.Request) *rejection {
 	} else if !has {
 		return &rejection{http.StatusBadRequest, "invalid_offset", "missing Upload-Offset header"}
 	}
-	if _, _, rej := lengthHeader(r.Header, "Upload-Length", "invalid_upload_length"); rej != nil {
+	length, hasLength, rej := lengthHeader(r.Header, "Upload-Length", "invalid_upload_length")
+	if rej != nil {
 		return rej
+	}
+	// Declaring a length over the maximum: tusd answers 400; it is the
+	// same limit as at creation, so it gets the same 413.
+	if hasLength && p.opts.MaxSize > 0 && length > p.opts.MaxSize {
+		return p.tooLarge()
 	}
 	return nil
 }

@@ -49,8 +49,15 @@ func (r *patternReader) Read(p []byte) (int, error) {
 // binary would, without intake's layers: the baseline.
 func bareTusd(b *testing.B) (endpoint, dir string) {
 	dir = b.TempDir()
+	return serveTusd(b, filestore.New(dir).UseIn), dir
+}
+
+// serveTusd serves tusd's handler, with the in-memory locker and its log
+// discarded, over the store that useIn adds to the composer, and returns
+// the tus endpoint.
+func serveTusd(b *testing.B, useIn func(*handler.StoreComposer)) (endpoint string) {
 	composer := handler.NewStoreComposer()
-	filestore.New(dir).UseIn(composer)
+	useIn(composer)
 	memorylocker.New().UseIn(composer)
 	quiet := logging.Tusd(slog.NewTextHandler(io.Discard, nil))
 	h, err := handler.NewHandler(handler.Config{BasePath: "/files/", StoreComposer: composer, Logger: quiet})
@@ -61,7 +68,7 @@ func bareTusd(b *testing.B) (endpoint, dir string) {
 	mux.Handle("/files/", http.StripPrefix("/files/", h))
 	srv := httptest.NewServer(mux)
 	b.Cleanup(srv.Close)
-	return srv.URL + "/files/", dir
+	return srv.URL + "/files/"
 }
 
 // BenchmarkUpload1GiB compares one 1 GiB upload in a single PATCH through
@@ -129,19 +136,7 @@ func bareTusdS3(b *testing.B, s3 *s3test.Server, bucket string) string {
 	if err != nil {
 		b.Fatal(err)
 	}
-	composer := handler.NewStoreComposer()
-	bk.Store().UseIn(composer)
-	memorylocker.New().UseIn(composer)
-	quiet := logging.Tusd(slog.NewTextHandler(io.Discard, nil))
-	h, err := handler.NewHandler(handler.Config{BasePath: "/files/", StoreComposer: composer, Logger: quiet})
-	if err != nil {
-		b.Fatal(err)
-	}
-	mux := http.NewServeMux()
-	mux.Handle("/files/", http.StripPrefix("/files/", h))
-	srv := httptest.NewServer(mux)
-	b.Cleanup(srv.Close)
-	return srv.URL + "/files/"
+	return serveTusd(b, bk.Store().UseIn)
 }
 
 // BenchmarkS3Upload compares 256 MiB uploads to versitygw through bare

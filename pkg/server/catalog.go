@@ -35,3 +35,19 @@ func OpenCatalog(ctx context.Context, cfg config.Config) (Catalog, error) {
 	}
 	return c, nil
 }
+
+// CheckSchema refuses a catalog whose schema lacks a migration this binary
+// knows, with the command that fixes it: every query on such a schema
+// would fail with a SQL error instead.
+func CheckSchema(ctx context.Context, cat Catalog) error {
+	list, err := cat.MigrationStatus(ctx)
+	if err != nil {
+		return fmt.Errorf("reading migration status: %w", err)
+	}
+	for _, m := range list {
+		if m.AppliedAt == nil {
+			return fmt.Errorf("the catalog schema lacks migration %04d %s: run `intake migrate up` first", m.Version, m.Name)
+		}
+	}
+	return nil
+}

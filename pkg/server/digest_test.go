@@ -14,7 +14,6 @@ import (
 	"encoding/json"
 	"errors"
 	"io"
-	"log/slog"
 	"maps"
 	"net"
 	"net/http"
@@ -955,24 +954,11 @@ func (c *countingConn) CloseWrite() error {
 // startCounted is startServer on a listener that counts the bytes read.
 func startCounted(t *testing.T, cfg config.Config, read *atomic.Int64, opts ...server.Option) *testServer {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(os.Stderr, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, err := server.New(context.Background(), cfg, log, opts...)
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		t.Fatal(err)
 	}
-	ctx, cancel := context.WithCancel(context.Background())
-	ts := &testServer{
-		t: t, cfg: cfg, srv: srv, cancel: cancel, done: make(chan error, 1),
-		base: "http://" + ln.Addr().String(),
-	}
-	ts.client = &client.Client{Endpoint: ts.base + cfg.BasePath}
-	go func() { ts.done <- srv.Serve(ctx, countingListener{Listener: ln, read: read}) }()
-	t.Cleanup(ts.stop)
-	return ts
+	return serveOn(t, cfg, countingListener{Listener: ln, read: read}, os.Stderr, opts...)
 }
 
 // writeRandomFile writes size random bytes to a new file and returns its

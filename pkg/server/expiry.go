@@ -61,7 +61,7 @@ func (w *expiresWriter) Unwrap() http.ResponseWriter { return w.ResponseWriter }
 // after each pass sweeps storage no session knows.
 func (s *Server) reapLoop(ctx context.Context, interval time.Duration) {
 	s.periodic(ctx, "reap", min(interval, 30*time.Second), interval, func() {
-		res, err := s.store.Reap(ctx, s.locker.background, false)
+		res, err := s.Reap(ctx)
 		if err != nil && ctx.Err() == nil {
 			s.log.WarnContext(ctx, "reaper pass failed", "error", err)
 		}

@@ -62,14 +62,22 @@ func startServer(t testing.TB, cfg config.Config, opts ...server.Option) *testSe
 // up) going to w.
 func startServerLogging(t testing.TB, cfg config.Config, w io.Writer, opts ...server.Option) *testServer {
 	t.Helper()
-	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
-	srv, err := server.New(context.Background(), cfg, log, opts...)
-	if err != nil {
-		t.Fatalf("server.New: %v", err)
-	}
 	ln, err := net.Listen("tcp", cfg.Listen)
 	if err != nil {
 		t.Fatal(err)
+	}
+	return serveOn(t, cfg, ln, w, opts...)
+}
+
+// serveOn is startServerLogging on a listener of the caller's, which the
+// server closes when it stops.
+func serveOn(t testing.TB, cfg config.Config, ln net.Listener, w io.Writer, opts ...server.Option) *testServer {
+	t.Helper()
+	log := slog.New(slog.NewTextHandler(w, &slog.HandlerOptions{Level: slog.LevelWarn}))
+	srv, err := server.New(context.Background(), cfg, log, opts...)
+	if err != nil {
+		ln.Close()
+		t.Fatalf("server.New: %v", err)
 	}
 	ctx, cancel := context.WithCancel(context.Background())
 	ts := &testServer{

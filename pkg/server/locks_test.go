@@ -9,7 +9,6 @@ import (
 	"net/http"
 	"os"
 	"path/filepath"
-	"strconv"
 	"strings"
 	"testing"
 	"time"
@@ -76,23 +75,6 @@ func stalledPatch(t *testing.T, via *testServer, u string, head []byte) <-chan e
 	return done
 }
 
-// metricValue returns the value of one series on ts's /metrics (name
-// with its labels, as exposed), or -1 when it is not there.
-func metricValue(t *testing.T, ts *testServer, series string) float64 {
-	t.Helper()
-	_, body := ts.do("GET", ts.base+"/metrics", nil, nil)
-	for _, line := range strings.Split(string(body), "\n") {
-		if v, ok := strings.CutPrefix(line, series+" "); ok {
-			f, err := strconv.ParseFloat(v, 64)
-			if err != nil {
-				t.Fatalf("metric %s: %v", line, err)
-			}
-			return f
-		}
-	}
-	return -1
-}
-
 // A client whose PATCH stalls comes back with a HEAD: the stale PATCH
 // yields at once (storing what it received), the HEAD reports it, and the
 // upload completes from there.
@@ -111,10 +93,10 @@ func TestInstancesShareLocks(t *testing.T) {
 	a := startServer(t, cfg)
 	b := startServer(t, cfg)
 	takeover(t, a, b)
-	if got := metricValue(t, a, `intake_lock_release_requests_total{direction="received"}`); got != 1 {
+	if got := a.metric(t, `intake_lock_release_requests_total{direction="received"}`); got != 1 {
 		t.Errorf("A received %v release requests, want 1", got)
 	}
-	if got := metricValue(t, b, `intake_lock_release_requests_total{direction="sent"}`); got < 1 {
+	if got := b.metric(t, `intake_lock_release_requests_total{direction="sent"}`); got < 1 {
 		t.Errorf("B sent %v release requests, want at least 1", got)
 	}
 
@@ -122,11 +104,11 @@ func TestInstancesShareLocks(t *testing.T) {
 		"intake_db_pool_max_connections": float64(cfg.DBMaxConns),
 		"intake_locks_held":              0,
 	} {
-		if got := metricValue(t, a, series); got != want {
+		if got := a.metric(t, series); got != want {
 			t.Errorf("%s = %v, want %v", series, got, want)
 		}
 	}
-	if got := metricValue(t, b, `intake_lock_wait_seconds_count{outcome="acquired"}`); got < 1 {
+	if got := b.metric(t, `intake_lock_wait_seconds_count{outcome="acquired"}`); got < 1 {
 		t.Errorf("B counted %v acquired lock waits", got)
 	}
 
@@ -226,7 +208,7 @@ func TestLostLockSessionInterruptsPatch(t *testing.T) {
 	case <-time.After(15 * time.Second):
 		t.Fatal("the PATCH whose lock was lost went on")
 	}
-	if got := metricValue(t, ts, "intake_locks_lost_total"); got != 1 {
+	if got := ts.metric(t, "intake_locks_lost_total"); got != 1 {
 		t.Errorf("intake_locks_lost_total = %v, want 1", got)
 	}
 	if err := ts.client.Resume(ctx, u, bytes.NewReader(data), size, 1<<20, 0); err != nil {

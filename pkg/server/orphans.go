@@ -18,7 +18,7 @@ func (s *Server) SweepOrphans(ctx context.Context) (storage.Orphans, error) {
 
 // sweepOrphans is the reaper loop's orphan sweep.
 func (s *Server) sweepOrphans(ctx context.Context) {
-	res, err := s.store.SweepOrphans(ctx, false)
+	res, err := s.SweepOrphans(ctx)
 	if err != nil && ctx.Err() == nil {
 		s.log.WarnContext(ctx, "orphan sweep failed", "error", err)
 	}

@@ -188,27 +188,21 @@ func (s *Server) getBlob(w http.ResponseWriter, r *http.Request) {
 		jsonerr.Write(w, r, http.StatusBadRequest, "invalid_sha256", "the digest must be 64 lowercase hexadecimal characters")
 		return
 	}
-	notStored := func() {
-		jsonerr.Write(w, r, http.StatusNotFound, "blob_not_found", "no content with this digest is stored for you")
-	}
-	if s.cfg.DedupScope == "off" {
-		notStored()
-		return
-	}
-	ctx, cancel := context.WithTimeout(r.Context(), 10*time.Second)
-	defer cancel()
-	blob, err := s.catalog.FindBlob(ctx, sum, auth.Owner(ctx), s.cfg.DedupScope == "global")
+	blob, ok, err := s.store.PreflightBlob(r.Context(), sum)
 	switch {
-	case errors.Is(err, catalog.ErrNotFound):
-		notStored()
-		return
 	case err != nil:
-		s.log.ErrorContext(ctx, "finding blob", "error", err)
-		jsonerr.Write(w, r, http.StatusServiceUnavailable, "catalog_unavailable", "the upload catalog is unavailable; retry later")
-		return
+		catalogUnavailable(w, r)
+	case !ok:
+		jsonerr.Write(w, r, http.StatusNotFound, "blob_not_found", "no content with this digest is stored for you")
+	default:
+		writeJSON(w, http.StatusOK, map[string]any{"sha256": blob.SHA256, "size": blob.Size})
 	}
-	s.metrics.PreflightHit()
-	writeJSON(w, http.StatusOK, map[string]any{"sha256": blob.SHA256, "size": blob.Size})
+}
+
+// catalogUnavailable answers a request the catalog could not serve; the
+// cause is logged, never sent.
+func catalogUnavailable(w http.ResponseWriter, r *http.Request) {
+	jsonerr.Write(w, r, http.StatusServiceUnavailable, "catalog_unavailable", "the upload catalog is unavailable; retry later")
 }
 
 // adminListUploads lists sessions of every owner: ?owner=&state=&limit=.
@@ -232,7 +226,7 @@ func (s *Server) adminListUploads(w http.ResponseWriter, r *http.Request) {
 	list, err := s.catalog.List(ctx, opts)
 	if err != nil {
 		s.log.ErrorContext(ctx, "listing upload sessions", "error", err)
-		jsonerr.Write(w, r, http.StatusServiceUnavailable, "catalog_unavailable", "the upload catalog is unavailable; retry later")
+		catalogUnavailable(w, r)
 		return
 	}
 	views := make([]UploadView, len(list))
@@ -262,7 +256,7 @@ func (s *Server) showUpload(w http.ResponseWriter, r *http.Request, ownerOnly bo
 		return
 	case err != nil:
 		s.log.ErrorContext(r.Context(), "reading upload session", "id", id, "error", err)
-		jsonerr.Write(w, r, http.StatusServiceUnavailable, "catalog_unavailable", "the upload catalog is unavailable; retry later")
+		catalogUnavailable(w, r)
 		return
 	}
 	// Another owner's upload does not exist as far as this caller knows,

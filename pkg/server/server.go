@@ -4,7 +4,6 @@ import (
 	"context"
 	"errors"
 	"fmt"
-	"github.com/aws/aws-sdk-go-v2/aws"
 	"log/slog"
 	"net"
 	"net/http"
@@ -13,6 +12,7 @@ import (
 	"strings"
 	"time"
 
+	"github.com/aws/aws-sdk-go-v2/aws"
 	"github.com/prometheus/client_golang/prometheus"
 	"github.com/prometheus/client_golang/prometheus/collectors"
 	"github.com/tus/tusd/v2/pkg/filestore"
@@ -39,7 +39,6 @@ type Server struct {
 	checks   map[string]func(context.Context) error
 	handler  http.Handler
 	drainer  *drainer
-	metrics  *storage.Metrics
 	verifier *auth.Verifier // nil with --auth none
 	store    *storage.Store
 	locker   *uploadLocker
@@ -184,7 +183,6 @@ func assemble(ctx context.Context, cfg config.Config, log *slog.Logger, cat Cata
 		catalog:  cat,
 		tus:      tus,
 		registry: reg,
-		metrics:  opts.Metrics,
 		drainer:  newDrainer(),
 		verifier: verifier,
 		adminLn:  adminLn,
@@ -282,17 +280,15 @@ func preCreate(policy hooks.Policy, log *slog.Logger) func(handler.HookEvent) (h
 			}
 		}
 
-		var r *hooks.Refusal
-		if c, ok := auth.ClaimsFrom(ctx); ok {
-			limits := hooks.Limits{MaxSize: c.MaxSize, AllowedTypes: c.AllowedTypes, UploadID: c.UploadID}
-			r = hooks.CheckCreate(limits, u)
-			// A deferred creation-with-upload whose body is over the
-			// maximum: tusd would create the upload, then fail the body
-			// with 413 and no Location, leaving an upload the client cannot
-			// know (pkg/protocol does the same for --max-size).
-			if r == nil && u.Deferred {
-				r = hooks.CheckLength(limits, u.Body)
-			}
+		// Without a token the limits are zero and refuse nothing.
+		limits := storage.TokenLimits(ctx)
+		r := hooks.CheckCreate(limits, u)
+		// A deferred creation-with-upload whose body is over the maximum:
+		// tusd would create the upload, then fail the body with 413 and no
+		// Location, leaving an upload the client cannot know (pkg/protocol
+		// does the same for --max-size).
+		if r == nil && u.Deferred {
+			r = hooks.CheckLength(limits, u.Body)
 		}
 		if r == nil {
 			var err error
@@ -331,14 +327,8 @@ func prepareSchema(ctx context.Context, cfg config.Config, log *slog.Logger, cat
 		}
 		return nil
 	}
-	list, err := cat.MigrationStatus(ctx)
-	if err != nil {
-		return fmt.Errorf("reading migration status: %w", err)
-	}
-	for _, m := range list {
-		if m.AppliedAt == nil {
-			return fmt.Errorf("the catalog schema lacks migration %04d %s and --migrate=false: run `intake migrate up` first", m.Version, m.Name)
-		}
+	if err := CheckSchema(ctx, cat); err != nil {
+		return fmt.Errorf("--migrate=false: %w", err)
 	}
 	return nil
 }

@@ -28,17 +28,7 @@ var ErrInvalidSHA256 = handler.NewError("ERR_INVALID_SHA256",
 	"the sha256 metadata must be 64 lowercase hexadecimal characters", http.StatusBadRequest)
 
 // ValidSHA256 reports whether s is a lowercase hex SHA-256 digest.
-func ValidSHA256(s string) bool {
-	if len(s) != 64 {
-		return false
-	}
-	for _, c := range []byte(s) {
-		if (c < '0' || c > '9') && (c < 'a' || c > 'f') {
-			return false
-		}
-	}
-	return true
-}
+func ValidSHA256(s string) bool { return isLowerHex(s, 64) }
 
 // resumeHash returns a digest positioned after the first offset bytes of
 // the upload, from the state the catalog recorded there, or nil when no
@@ -135,8 +125,9 @@ func (u *upload) finalize(ctx context.Context, size int64) error {
 		u.store.opts.Metrics.digestMismatches.Inc()
 		return ErrChecksumMismatch
 	}
-	// The real type, from the stored bytes; recorded before the session
-	// completes so that the completion event carries it.
+	// The real type, from the stored bytes; recorded by Finalize in the
+	// transaction that completes the session, so that the completion
+	// event carries it.
 	sniffed, err := u.sniff(ctx)
 	if err != nil {
 		return err
@@ -146,14 +137,11 @@ func (u *upload) finalize(ctx context.Context, size int64) error {
 	if !u.store.typeAllowed(sniffed) {
 		return u.reject(ctx, sniffed)
 	}
-	if err := u.store.sessions.SetContentType(cctx, u.session.ID, sniffed); err != nil {
-		return u.store.catalogError(ctx, "set_content_type", u.session.ID, err)
-	}
-	u.session.ContentType = sniffed
-	blob, existed, err := u.store.sessions.Finalize(cctx, u.session.ID, size, sum)
+	blob, existed, err := u.store.sessions.Finalize(cctx, u.session.ID, size, sum, sniffed)
 	if err != nil {
 		return u.store.catalogError(ctx, "finalize", u.session.ID, err)
 	}
+	u.session.ContentType = sniffed
 	u.session.State = catalog.StateComplete
 	u.session.Offset = size
 	u.session.SHA256 = sum

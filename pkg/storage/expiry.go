@@ -114,8 +114,11 @@ func (s *Store) Reap(ctx context.Context, lock Locker, dryRun bool) (ReapResult,
 
 func (s *Store) reapOne(ctx context.Context, lock Locker, id string, cutoff time.Time) (bool, error) {
 	unlock, err := lock(ctx, id)
-	if err != nil {
+	if errors.Is(err, ErrBusy) {
 		return false, nil // a request holds it: not abandoned after all
+	}
+	if err != nil {
+		return false, fmt.Errorf("locking expired upload: %w", err)
 	}
 	defer unlock()
 	sess, err := s.sessions.Get(ctx, id)

@@ -44,66 +44,51 @@ func (m *Metrics) OrphansRemoved(kind string, n int) {
 
 // NewMetrics creates the counters and registers them with reg (nil: none).
 func NewMetrics(reg prometheus.Registerer) *Metrics {
+	counter := func(name, help string) prometheus.Counter {
+		return prometheus.NewCounter(prometheus.CounterOpts{Namespace: "intake", Name: name, Help: help})
+	}
+	// Each kind's series is created up front, so that it reads 0 rather
+	// than missing until its first event.
+	byKind := func(name, help string, kinds ...string) *prometheus.CounterVec {
+		v := prometheus.NewCounterVec(prometheus.CounterOpts{Namespace: "intake", Name: name, Help: help}, []string{"kind"})
+		for _, kind := range kinds {
+			v.WithLabelValues(kind)
+		}
+		return v
+	}
 	m := &Metrics{
-		created: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "intake", Name: "uploads_created_total",
-			Help: "Uploads created (sessions recorded).",
-		}),
-		completed: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "intake", Name: "uploads_completed_total",
-			Help: "Uploads completed and finalized.",
-		}),
-		terminated: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "intake", Name: "uploads_terminated_total",
-			Help: "Uploads terminated by their client.",
-		}),
-		bytesReceived: prometheus.NewCounter(prometheus.CounterOpts{
-			Namespace: "intake", Name: "bytes_received_total",
-			Help: "Upload bytes written to the store.",
-		}),
-	}
-	m.dedupHits = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "intake", Name: "dedup_hits_total",
-		Help: "Content found already stored: kind=preflight (answered before a transfer), create (upload complete on creation), finish (stored copy dropped).",
-	}, []string{"kind"})
-	for _, kind := range []string{"preflight", "create", "finish"} {
-		m.dedupHits.WithLabelValues(kind)
-	}
-	m.dedupBytesSaved = prometheus.NewCounter(prometheus.CounterOpts{
-		Namespace: "intake", Name: "dedup_bytes_saved_total",
-		Help: "Bytes not stored again (finish) or not transferred at all (create).",
-	})
-	m.digestFallbacks = prometheus.NewCounter(prometheus.CounterOpts{
-		Namespace: "intake", Name: "digest_fallbacks_total",
-		Help: "Digests computed by reading the stored object back, because no streamed state covered the upload.",
-	})
-	m.digestMismatches = prometheus.NewCounter(prometheus.CounterOpts{
-		Namespace: "intake", Name: "digest_mismatches_total",
-		Help: "Uploads failed because their bytes did not match the declared sha256.",
-	})
-	m.rejected = prometheus.NewCounter(prometheus.CounterOpts{
-		Namespace: "intake", Name: "uploads_rejected_total",
-		Help: "Uploads rejected at finalization because their sniffed type is not allowed.",
-	})
-	m.reaped = prometheus.NewCounter(prometheus.CounterOpts{
-		Namespace: "intake", Name: "uploads_reaped_total",
-		Help: "Incomplete uploads expired by the reaper, their storage released.",
-	})
-	m.bytesReleased = prometheus.NewCounter(prometheus.CounterOpts{
-		Namespace: "intake", Name: "reaped_bytes_released_total",
-		Help: "Bytes of expired uploads released by the reaper.",
-	})
-	m.orphansRemoved = prometheus.NewCounterVec(prometheus.CounterOpts{
-		Namespace: "intake", Name: "orphans_removed_total",
-		Help: "Storage no session knew, removed by the orphan sweep: kind=multipart (S3 multipart uploads), object (S3 objects), file (file store files), temp (local S3 part files at start).",
-	}, []string{"kind"})
-	for _, kind := range []string{"multipart", "object", "file", "temp"} {
-		m.orphansRemoved.WithLabelValues(kind)
+		created: counter("uploads_created_total",
+			"Uploads created (sessions recorded)."),
+		completed: counter("uploads_completed_total",
+			"Uploads completed and finalized."),
+		terminated: counter("uploads_terminated_total",
+			"Uploads terminated by their client."),
+		bytesReceived: counter("bytes_received_total",
+			"Upload bytes written to the store."),
+
+		dedupHits: byKind("dedup_hits_total",
+			"Content found already stored: kind=preflight (answered before a transfer), create (upload complete on creation), finish (stored copy dropped).",
+			"preflight", "create", "finish"),
+		dedupBytesSaved: counter("dedup_bytes_saved_total",
+			"Bytes not stored again (finish) or not transferred at all (create)."),
+		digestFallbacks: counter("digest_fallbacks_total",
+			"Digests computed by reading the stored object back, because no streamed state covered the upload."),
+		digestMismatches: counter("digest_mismatches_total",
+			"Uploads failed because their bytes did not match the declared sha256."),
+		rejected: counter("uploads_rejected_total",
+			"Uploads rejected at finalization because their sniffed type is not allowed."),
+		reaped: counter("uploads_reaped_total",
+			"Incomplete uploads expired by the reaper, their storage released."),
+		bytesReleased: counter("reaped_bytes_released_total",
+			"Bytes of expired uploads released by the reaper."),
+		orphansRemoved: byKind("orphans_removed_total",
+			"Storage no session knew, removed by the orphan sweep: kind=multipart (S3 multipart uploads), object (S3 objects), file (file store files), temp (local S3 part files at start).",
+			"multipart", "object", "file", "temp"),
 	}
 	if reg != nil {
-		reg.MustRegister(m.rejected, m.reaped, m.bytesReleased, m.orphansRemoved)
 		reg.MustRegister(m.created, m.completed, m.terminated, m.bytesReceived,
-			m.dedupHits, m.dedupBytesSaved, m.digestFallbacks, m.digestMismatches)
+			m.dedupHits, m.dedupBytesSaved, m.digestFallbacks, m.digestMismatches,
+			m.rejected, m.reaped, m.bytesReleased, m.orphansRemoved)
 	}
 	return m
 }

@@ -61,8 +61,11 @@ const KnownBatch = 1000
 // uploads (128 random bits in lowercase hex). Sweeps touch nothing else, so
 // that files and keys intake did not write survive, even with an empty S3
 // prefix.
-func IsStoreID(s string) bool {
-	if len(s) != 32 {
+func IsStoreID(s string) bool { return isLowerHex(s, 32) }
+
+// isLowerHex reports whether s is exactly n lowercase hex digits.
+func isLowerHex(s string, n int) bool {
+	if len(s) != n {
 		return false
 	}
 	for _, c := range []byte(s) {

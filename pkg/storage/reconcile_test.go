@@ -3,7 +3,6 @@ package storage_test
 import (
 	"bytes"
 	"context"
-	"errors"
 	"sync"
 	"testing"
 	"time"
@@ -27,7 +26,7 @@ func (l *testLocker) lock(_ context.Context, id string) (func(), error) {
 		l.held = map[string]bool{}
 	}
 	if l.held[id] {
-		return nil, errors.New("locked")
+		return nil, storage.ErrBusy
 	}
 	l.held[id] = true
 	return func() { l.mu.Lock(); delete(l.held, id); l.mu.Unlock() }, nil

@@ -3,7 +3,6 @@ package storage
 import (
 	"context"
 	"io"
-	"mime"
 	"net/http"
 
 	"github.com/gabriel-vasile/mimetype"
@@ -42,9 +41,5 @@ func (s *Store) typeAllowed(sniffed string) bool {
 	if len(s.opts.AllowedTypes) == 0 {
 		return true
 	}
-	mt, _, err := mime.ParseMediaType(sniffed)
-	if err != nil {
-		mt = sniffed
-	}
-	return hooks.TypeAllowed(s.opts.AllowedTypes, mt)
+	return hooks.TypeAllowed(s.opts.AllowedTypes, sniffed)
 }

@@ -29,12 +29,11 @@ type Sessions interface {
 	Complete(ctx context.Context, id string, offset int64) error
 	SetState(ctx context.Context, id string, state catalog.State) error
 	CommitOffset(ctx context.Context, id string, offset int64, hashState []byte) error
-	Finalize(ctx context.Context, id string, size int64, sha256 string) (catalog.Blob, bool, error)
+	Finalize(ctx context.Context, id string, size int64, sha256, contentType string) (catalog.Blob, bool, error)
 	CreateDeduped(ctx context.Context, s catalog.Session, sha256 string) error
 	Release(ctx context.Context, id string) (catalog.Blob, bool, error)
 	GetBlob(ctx context.Context, sha256 string) (catalog.Blob, error)
 	FindBlob(ctx context.Context, sha256, owner string, global bool) (catalog.Blob, error)
-	SetContentType(ctx context.Context, id, contentType string) error
 	Reject(ctx context.Context, id string) (catalog.Blob, bool, error)
 	List(ctx context.Context, opts catalog.ListOptions) ([]catalog.Session, error)
 	ListExpired(ctx context.Context, cutoff time.Time, limit int) ([]catalog.Session, error)
@@ -180,9 +179,9 @@ func (s *Store) catalogError(ctx context.Context, op, id string, err error) erro
 // cache before its writeback is started (with --file-sync).
 const flushBehindBytes = 8 << 20
 
-// limits returns what the request's token allows (nothing narrowed for
-// anonymous requests).
-func limits(ctx context.Context) hooks.Limits {
+// TokenLimits returns what the request's token allows: the zero Limits,
+// which narrow nothing, for a request without a token.
+func TokenLimits(ctx context.Context) hooks.Limits {
 	c, ok := auth.ClaimsFrom(ctx)
 	if !ok {
 		return hooks.Limits{}
@@ -370,7 +369,7 @@ func (s *Store) GetUpload(ctx context.Context, id string) (handler.Upload, error
 	if sess.Owner != auth.Owner(ctx) {
 		return nil, handler.ErrNotFound
 	}
-	if scope := limits(ctx).UploadID; scope != "" && scope != id {
+	if scope := TokenLimits(ctx).UploadID; scope != "" && scope != id {
 		return nil, handler.ErrNotFound
 	}
 	switch sess.State {
@@ -497,11 +496,11 @@ func (u *upload) WriteChunk(ctx context.Context, offset int64, src io.Reader) (i
 	if u.store.opts.Sync != nil {
 		body.flushBehind = flushBehindBytes
 	}
-	if max := limits(ctx).MaxSize; max > 0 && u.session.SizeDeferred() {
+	if max := TokenLimits(ctx).MaxSize; max > 0 && u.session.SizeDeferred() {
 		// A declared size was checked at creation; a deferred one is
 		// stopped where it would pass the token's maximum.
 		body.limited, body.max = true, max-offset
-		body.over = RefusalError(hooks.CheckLength(limits(ctx), max+1))
+		body.over = RefusalError(hooks.CheckLength(TokenLimits(ctx), max+1))
 	}
 	n, werr := u.inner.WriteChunk(ctx, offset, body)
 	if werr != nil && (body.err == nil || !errors.Is(werr, body.err)) {
@@ -603,7 +602,7 @@ func (u *upload) complete(ctx context.Context) error {
 }
 
 func (u *upload) DeclareLength(ctx context.Context, length int64) error {
-	if r := hooks.CheckLength(limits(ctx), length); r != nil {
+	if r := hooks.CheckLength(TokenLimits(ctx), length); r != nil {
 		return RefusalError(r)
 	}
 	r, err := u.store.opts.Policy.CheckLength(ctx, auth.Owner(ctx), u.session.Offset, length)

@@ -106,7 +106,7 @@ func upload(t *testing.T, cat catalog.Catalog, id string, data []byte) {
 		t.Fatalf("CommitOffset %s: %v", id, err)
 	}
 	sum := sha256.Sum256(data)
-	if _, _, err := cat.Finalize(ctx, id, size, hex.EncodeToString(sum[:])); err != nil {
+	if _, _, err := cat.Finalize(ctx, id, size, hex.EncodeToString(sum[:]), ""); err != nil {
 		t.Fatalf("Finalize %s: %v", id, err)
 	}
 }

@@ -40,9 +40,14 @@ func hashState(t *testing.T, data string) []byte {
 
 func finalize(t *testing.T, c catalog.Catalog, id string, size int64, sha string) (catalog.Blob, bool) {
 	t.Helper()
-	blob, existed, err := c.Finalize(t.Context(), id, size, sha)
+	return finalizeTyped(t, c, id, size, sha, "")
+}
+
+func finalizeTyped(t *testing.T, c catalog.Catalog, id string, size int64, sha, contentType string) (catalog.Blob, bool) {
+	t.Helper()
+	blob, existed, err := c.Finalize(t.Context(), id, size, sha, contentType)
 	if err != nil {
-		t.Fatalf("Finalize(%s, %d) = %v; want nil", id, size, err)
+		t.Fatalf("Finalize(%s, %d, %q) = %v; want nil", id, size, contentType, err)
 	}
 	return blob, existed
 }
@@ -247,22 +252,22 @@ func testFinalize(t *testing.T, c catalog.Catalog) {
 	}
 
 	// Another digest or size on a finalized session.
-	_, _, err := c.Finalize(ctx, a.ID, 5, digest(t, "other"))
+	_, _, err := c.Finalize(ctx, a.ID, 5, digest(t, "other"), "")
 	wantErr(t, "Finalize with another digest", err, catalog.ErrConflict)
-	_, _, err = c.Finalize(ctx, a.ID, 6, d)
+	_, _, err = c.Finalize(ctx, a.ID, 6, d, "")
 	wantErr(t, "Finalize with another size", err, catalog.ErrConflict)
 	checkSession(t, get(t, c, a.ID), aDone)
 
 	// A session whose size is not the given one.
 	other := digest(t, "six bytes")
 	s6 := create(t, c, catalog.Session{ID: id(t, "six"), Size: size(6), Offset: 6})
-	_, _, err = c.Finalize(ctx, s6.ID, 5, other)
+	_, _, err = c.Finalize(ctx, s6.ID, 5, other, "")
 	wantErr(t, "Finalize(5) on size 6", err, catalog.ErrConflict)
-	_, _, err = c.Finalize(ctx, s6.ID, 7, other)
+	_, _, err = c.Finalize(ctx, s6.ID, 7, other, "")
 	wantErr(t, "Finalize(7) on size 6", err, catalog.ErrConflict)
 	// The digest of 5 stored bytes with 6 bytes: nothing changes, the
 	// session and the blob stay as they were.
-	_, _, err = c.Finalize(ctx, s6.ID, 6, d)
+	_, _, err = c.Finalize(ctx, s6.ID, 6, d, "")
 	wantErr(t, "Finalize onto a blob of another size", err, catalog.ErrConflict)
 	checkSession(t, get(t, c, s6.ID), s6)
 	checkBlob(t, "blob after a refused Finalize", getBlob(t, c, d), want)
@@ -276,7 +281,7 @@ func testFinalizeStates(t *testing.T, c catalog.Catalog) {
 	refused := func(name string, s catalog.Session, size int64) {
 		t.Helper()
 		s = create(t, c, s)
-		_, _, err := c.Finalize(ctx, s.ID, size, digest(t, name))
+		_, _, err := c.Finalize(ctx, s.ID, size, digest(t, name), "")
 		wantErr(t, "Finalize on "+name, err, catalog.ErrConflict)
 		checkSession(t, get(t, c, s.ID), s)
 		_, err = c.GetBlob(ctx, digest(t, name))
@@ -338,10 +343,10 @@ func testFinalizeInvalid(t *testing.T, c catalog.Catalog) {
 	ctx := t.Context()
 	s := create(t, c, catalog.Session{ID: id(t, "upload"), Size: size(5), Offset: 5})
 	for _, bad := range badDigests {
-		_, _, err := c.Finalize(ctx, s.ID, 5, bad)
+		_, _, err := c.Finalize(ctx, s.ID, 5, bad, "")
 		wantErr(t, fmt.Sprintf("Finalize(%q)", bad), err, catalog.ErrInvalid)
 	}
-	_, _, err := c.Finalize(ctx, s.ID, -1, digest(t, "x"))
+	_, _, err := c.Finalize(ctx, s.ID, -1, digest(t, "x"), "")
 	wantErr(t, "Finalize(-1)", err, catalog.ErrInvalid)
 	checkSession(t, get(t, c, s.ID), s)
 }
@@ -642,7 +647,7 @@ func testConcurrentFinalizeAndRelease(t *testing.T, c catalog.Catalog) {
 	for i, s := range sessions {
 		wg.Go(func() {
 			<-start
-			blobs[i], existed[i], errs[i] = c.Finalize(t.Context(), s.ID, 8, d)
+			blobs[i], existed[i], errs[i] = c.Finalize(t.Context(), s.ID, 8, d, "")
 		})
 	}
 	close(start)
@@ -719,7 +724,7 @@ func testReleaseRacesFinalize(t *testing.T, c catalog.Catalog) {
 			releaseErr, finishErr error
 		)
 		wg.Go(func() { <-start; released, last, releaseErr = c.Release(t.Context(), a.ID) })
-		wg.Go(func() { <-start; finalized, existed, finishErr = c.Finalize(t.Context(), b.ID, 2, d) })
+		wg.Go(func() { <-start; finalized, existed, finishErr = c.Finalize(t.Context(), b.ID, 2, d, "") })
 		close(start)
 		wg.Wait()
 		if releaseErr != nil || finishErr != nil {

@@ -71,8 +71,8 @@ func Run(t *testing.T, newCatalog func(t *testing.T) catalog.Catalog) {
 	t.Run("ReleaseStates", withShared(testReleaseStates))
 	t.Run("BlobNotFound", withShared(testBlobNotFound))
 	t.Run("FindBlob", withShared(testFindBlob))
-	t.Run("SetContentType", withShared(testSetContentType))
-	t.Run("SetContentTypeInvalid", withShared(testSetContentTypeInvalid))
+	t.Run("FinalizeContentType", withShared(testFinalizeContentType))
+	t.Run("FinalizeContentTypeInvalid", withShared(testFinalizeContentTypeInvalid))
 	t.Run("Reject", withShared(testReject))
 	t.Run("RejectStates", withShared(testRejectStates))
 	t.Run("ExpireStates", withShared(testExpireStates))
@@ -382,7 +382,7 @@ func testCreateInvalid(t *testing.T, c catalog.Catalog) {
 		{"hash offset", catalog.Session{Offset: 3, HashOffset: 3}},
 		{"sha256", catalog.Session{State: complete, Size: size(3), Offset: 3, SHA256: emptyDigest}},
 		{"blob", catalog.Session{State: complete, Size: size(3), Offset: 3, SHA256: emptyDigest, BlobSHA256: emptyDigest}},
-		// Only SetContentType writes it.
+		// Only Finalize and CreateDeduped write it.
 		{"content type", catalog.Session{ContentType: "text/plain"}},
 	}
 	for _, tt := range tests {
@@ -419,11 +419,12 @@ func testNotFound(t *testing.T, c catalog.Catalog) {
 	wantErr(t, "SetState(terminated)", c.SetState(ctx, missing, terminated), catalog.ErrNotFound)
 	wantErr(t, "SetState(failed)", c.SetState(ctx, missing, failed), catalog.ErrNotFound)
 	wantErr(t, "CommitOffset", c.CommitOffset(ctx, missing, 1, []byte{1}), catalog.ErrNotFound)
-	_, _, err = c.Finalize(ctx, missing, 0, emptyDigest)
+	_, _, err = c.Finalize(ctx, missing, 0, emptyDigest, "")
 	wantErr(t, "Finalize", err, catalog.ErrNotFound)
 	_, _, err = c.Release(ctx, missing)
 	wantErr(t, "Release", err, catalog.ErrNotFound)
-	wantErr(t, "SetContentType", c.SetContentType(ctx, missing, "text/plain"), catalog.ErrNotFound)
+	_, _, err = c.Finalize(ctx, missing, 0, emptyDigest, "text/plain")
+	wantErr(t, "Finalize with a type", err, catalog.ErrNotFound)
 	_, _, err = c.Reject(ctx, missing)
 	wantErr(t, "Reject", err, catalog.ErrNotFound)
 	_, err = c.Expire(ctx, missing, time.Now().Add(time.Hour))
@@ -438,11 +439,12 @@ func testNotFound(t *testing.T, c catalog.Catalog) {
 		wantErr(t, fmt.Sprintf("Complete(%q)", bad), c.Complete(ctx, bad, 0), catalog.ErrNotFound)
 		wantErr(t, fmt.Sprintf("SetState(%q)", bad), c.SetState(ctx, bad, terminated), catalog.ErrNotFound)
 		wantErr(t, fmt.Sprintf("CommitOffset(%q)", bad), c.CommitOffset(ctx, bad, 1, nil), catalog.ErrNotFound)
-		_, _, err = c.Finalize(ctx, bad, 0, emptyDigest)
+		_, _, err = c.Finalize(ctx, bad, 0, emptyDigest, "")
 		wantErr(t, fmt.Sprintf("Finalize(%q)", bad), err, catalog.ErrNotFound)
 		_, _, err = c.Release(ctx, bad)
 		wantErr(t, fmt.Sprintf("Release(%q)", bad), err, catalog.ErrNotFound)
-		wantErr(t, fmt.Sprintf("SetContentType(%q)", bad), c.SetContentType(ctx, bad, "text/plain"), catalog.ErrNotFound)
+		_, _, err = c.Finalize(ctx, bad, 0, emptyDigest, "text/plain")
+		wantErr(t, fmt.Sprintf("Finalize(%q) with a type", bad), err, catalog.ErrNotFound)
 		_, _, err = c.Reject(ctx, bad)
 		wantErr(t, fmt.Sprintf("Reject(%q)", bad), err, catalog.ErrNotFound)
 		_, err = c.Expire(ctx, bad, time.Now().Add(time.Hour))
@@ -803,7 +805,7 @@ func testCanceledContext(t *testing.T, c catalog.Catalog) {
 	wantErr(t, "List with a canceled context", err, context.Canceled)
 	wantErr(t, "CommitOffset with a canceled context", c.CommitOffset(ctx, s.ID, 1, []byte{1}), context.Canceled)
 	d := digest(t, "content")
-	_, _, err = c.Finalize(ctx, s.ID, 10, d)
+	_, _, err = c.Finalize(ctx, s.ID, 10, d, "")
 	wantErr(t, "Finalize with a canceled context", err, context.Canceled)
 	_, _, err = c.Release(ctx, s.ID)
 	wantErr(t, "Release with a canceled context", err, context.Canceled)
@@ -812,7 +814,8 @@ func testCanceledContext(t *testing.T, c catalog.Catalog) {
 	wantErr(t, "GetBlob with a canceled context", err, context.Canceled)
 	_, err = c.FindBlob(ctx, d, "", false)
 	wantErr(t, "FindBlob with a canceled context", err, context.Canceled)
-	wantErr(t, "SetContentType with a canceled context", c.SetContentType(ctx, s.ID, "text/plain"), context.Canceled)
+	_, _, err = c.Finalize(ctx, s.ID, 10, d, "text/plain")
+	wantErr(t, "Finalize with a type and a canceled context", err, context.Canceled)
 	_, _, err = c.Reject(ctx, s.ID)
 	wantErr(t, "Reject with a canceled context", err, context.Canceled)
 	_, err = c.ListExpired(ctx, time.Now().Add(time.Hour), 1)

@@ -10,29 +10,30 @@ import (
 
 // --- content types ---
 
-func testSetContentType(t *testing.T, c catalog.Catalog) {
+func testFinalizeContentType(t *testing.T, c catalog.Catalog) {
 	ctx := t.Context()
 	d := digest(t, "content")
 
-	// Sniffed before Finalize: the new blob takes the session's type.
+	// Sniffed before the session completes: it takes the type in the same
+	// transaction, and the new blob takes the session's type.
 	a := create(t, c, catalog.Session{ID: id(t, "a"), Size: size(4), Offset: 4})
-	wantErr(t, "SetContentType(a)", c.SetContentType(ctx, a.ID, "application/pdf"), nil)
+	blob, _ := finalizeTyped(t, c, a.ID, 4, d, "application/pdf")
+	if blob.ContentType != "application/pdf" {
+		t.Errorf("blob created by Finalize: ContentType %q; want the session's", blob.ContentType)
+	}
 	got := get(t, c, a.ID)
 	want := a
-	want.ContentType, want.UpdatedAt = "application/pdf", got.UpdatedAt
+	want.State, want.SHA256, want.BlobSHA256 = complete, d, d
+	want.ContentType, want.UpdatedAt, want.CompletedAt = "application/pdf", got.UpdatedAt, got.CompletedAt
 	checkSession(t, got, want)
 	if !got.UpdatedAt.After(a.UpdatedAt) {
 		t.Errorf("UpdatedAt = %v; want after %v", got.UpdatedAt, a.UpdatedAt)
 	}
-	wantErr(t, "SetContentType(a) again", c.SetContentType(ctx, a.ID, "application/pdf"), nil)
+	again, existed := finalizeTyped(t, c, a.ID, 4, d, "application/pdf")
 	checkSession(t, get(t, c, a.ID), got) // a no-op
-
-	blob, _ := finalize(t, c, a.ID, 4, d)
-	if blob.ContentType != "application/pdf" {
-		t.Errorf("blob created by Finalize: ContentType %q; want the session's", blob.ContentType)
-	}
-	if got := get(t, c, a.ID); got.ContentType != "application/pdf" {
-		t.Errorf("session after Finalize: ContentType %q; want it kept", got.ContentType)
+	checkBlob(t, "blob from Finalize(a) again", again, blob)
+	if existed {
+		t.Errorf("Finalize(a) again: existed = true; want false")
 	}
 
 	// A session without a type takes the blob's.
@@ -42,11 +43,14 @@ func testSetContentType(t *testing.T, c catalog.Catalog) {
 		t.Errorf("session finalized onto a typed blob: ContentType %q; want the blob's", got.ContentType)
 	}
 
-	// Sniffed after Finalize: the session and the blob take it, not the
-	// other sessions of the blob.
+	// Sniffed again by a retry after Finalize: the session and the blob
+	// take it, not the other sessions of the blob.
 	aBefore := get(t, c, a.ID)
 	bBefore := get(t, c, b.ID)
-	wantErr(t, "SetContentType(b) when complete", c.SetContentType(ctx, b.ID, "text/plain; charset=utf-8"), nil)
+	blob, existed = finalizeTyped(t, c, b.ID, 4, d, "text/plain; charset=utf-8")
+	if !existed || blob.ContentType != "text/plain; charset=utf-8" {
+		t.Errorf("Finalize(b) again = %+v, existed %v; want a's blob, now text/plain", blob, existed)
+	}
 	bAfter := get(t, c, b.ID)
 	wantB := bBefore
 	wantB.ContentType, wantB.UpdatedAt = "text/plain; charset=utf-8", bAfter.UpdatedAt
@@ -58,7 +62,7 @@ func testSetContentType(t *testing.T, c catalog.Catalog) {
 
 	// The session's own type again: nothing changes on it, but the blob
 	// takes it back.
-	wantErr(t, "SetContentType(a) with its own type", c.SetContentType(ctx, a.ID, "application/pdf"), nil)
+	finalizeTyped(t, c, a.ID, 4, d, "application/pdf")
 	checkSession(t, get(t, c, a.ID), aBefore)
 	if got := getBlob(t, c, d).ContentType; got != "application/pdf" {
 		t.Errorf("blob ContentType = %q; want application/pdf again", got)
@@ -79,13 +83,11 @@ func testSetContentType(t *testing.T, c catalog.Catalog) {
 		t.Errorf("blob of an untyped session: ContentType %q; want none", blob.ContentType)
 	}
 	f := create(t, c, catalog.Session{ID: id(t, "f"), Size: size(2), Offset: 2})
-	wantErr(t, "SetContentType(f)", c.SetContentType(ctx, f.ID, "text/csv"), nil)
-	if blob, existed := finalize(t, c, f.ID, 2, d2); !existed || blob.ContentType != "text/csv" {
+	if blob, existed := finalizeTyped(t, c, f.ID, 2, d2, "text/csv"); !existed || blob.ContentType != "text/csv" {
 		t.Errorf("Finalize(f) = %+v, existed %v; want the existing blob, now text/csv", blob, existed)
 	}
 	g := create(t, c, catalog.Session{ID: id(t, "g"), Size: size(2), Offset: 2})
-	wantErr(t, "SetContentType(g)", c.SetContentType(ctx, g.ID, "image/png"), nil)
-	if blob, _ := finalize(t, c, g.ID, 2, d2); blob.ContentType != "text/csv" {
+	if blob, _ := finalizeTyped(t, c, g.ID, 2, d2, "image/png"); blob.ContentType != "text/csv" {
 		t.Errorf("Finalize(g): blob ContentType %q; want text/csv kept", blob.ContentType)
 	}
 	if got := get(t, c, g.ID); got.ContentType != "image/png" {
@@ -95,26 +97,28 @@ func testSetContentType(t *testing.T, c catalog.Catalog) {
 		t.Errorf("e: ContentType %q; want none: only its blob changed", got.ContentType)
 	}
 
-	// Complete without a blob (partial uploads): the session only.
+	// Partial uploads are never finalized: no type either.
 	p := create(t, c, catalog.Session{ID: id(t, "partial"), State: complete, Size: size(2), Offset: 2, IsPartial: true})
-	wantErr(t, "SetContentType(partial)", c.SetContentType(ctx, p.ID, "image/png"), nil)
-	if got := get(t, c, p.ID); got.ContentType != "image/png" {
-		t.Errorf("partial: ContentType %q; want image/png", got.ContentType)
-	}
+	_, _, err := c.Finalize(ctx, p.ID, 2, digest(t, "partial"), "image/png")
+	wantErr(t, "Finalize(partial) with a type", err, catalog.ErrConflict)
+	checkSession(t, get(t, c, p.ID), p)
 
 	// Sessions whose bytes are gone or refused.
 	for _, st := range []catalog.State{terminated, failed, rejected, expired} {
 		s := create(t, c, catalog.Session{ID: id(t, string(st)), State: st, Size: size(2), Offset: 2})
-		wantErr(t, "SetContentType on "+string(st), c.SetContentType(ctx, s.ID, "image/png"), catalog.ErrConflict)
+		_, _, err := c.Finalize(ctx, s.ID, 2, digest(t, string(st)), "image/png")
+		wantErr(t, "Finalize with a type on "+string(st), err, catalog.ErrConflict)
 		checkSession(t, get(t, c, s.ID), s)
 	}
 }
 
-func testSetContentTypeInvalid(t *testing.T, c catalog.Catalog) {
+func testFinalizeContentTypeInvalid(t *testing.T, c catalog.Catalog) {
 	ctx := t.Context()
+	d := digest(t, "content")
 	s := create(t, c, catalog.Session{ID: id(t, "upload"), Size: size(3)})
+	// "" is no media type either, but to Finalize it means none is known
+	// (see e in FinalizeContentType).
 	for _, ct := range []string{
-		"",
 		"text",
 		"/plain",
 		"text/",
@@ -129,10 +133,14 @@ func testSetContentTypeInvalid(t *testing.T, c catalog.Catalog) {
 		"text/plain;;",
 		strings.Repeat("a", 250) + "/bbbbb", // 256 bytes
 	} {
-		wantErr(t, fmt.Sprintf("SetContentType(%q)", ct), c.SetContentType(ctx, s.ID, ct), catalog.ErrInvalid)
+		_, _, err := c.Finalize(ctx, s.ID, 3, d, ct)
+		wantErr(t, fmt.Sprintf("Finalize(%q)", ct), err, catalog.ErrInvalid)
 	}
 	checkSession(t, get(t, c, s.ID), s)
+	_, err := c.GetBlob(ctx, d)
+	wantErr(t, "GetBlob after refused Finalizes", err, catalog.ErrNotFound)
 
+	// The first links the session, the others replace its type.
 	for _, ct := range []string{
 		"application/pdf",
 		"text/plain; charset=utf-8",
@@ -140,7 +148,8 @@ func testSetContentTypeInvalid(t *testing.T, c catalog.Catalog) {
 		"image/svg+xml",
 		strings.Repeat("a", 250) + "/bbbb", // 255 bytes
 	} {
-		wantErr(t, fmt.Sprintf("SetContentType(%q)", ct), c.SetContentType(ctx, s.ID, ct), nil)
+		_, _, err := c.Finalize(ctx, s.ID, 3, d, ct)
+		wantErr(t, fmt.Sprintf("Finalize(%q)", ct), err, nil)
 		if got := get(t, c, s.ID); got.ContentType != ct {
 			t.Errorf("ContentType = %q; want %q", got.ContentType, ct)
 		}
@@ -154,8 +163,7 @@ func testReject(t *testing.T, c catalog.Catalog) {
 	d := digest(t, "content")
 	a := create(t, c, catalog.Session{ID: id(t, "a"), Owner: id(t, "owner"), Size: size(4), Offset: 4,
 		Storage: map[string]string{"Path": "/data/a"}})
-	wantErr(t, "SetContentType(a)", c.SetContentType(ctx, a.ID, "application/x-msdownload"), nil)
-	first, _ := finalize(t, c, a.ID, 4, d)
+	first, _ := finalizeTyped(t, c, a.ID, 4, d, "application/x-msdownload")
 	b := create(t, c, catalog.Session{ID: id(t, "b"), Size: size(4), Offset: 4})
 	finalize(t, c, b.ID, 4, d)
 
@@ -240,11 +248,12 @@ func testRejectStates(t *testing.T, c catalog.Catalog) {
 	wantErr(t, "SetState(failed) on rejected", c.SetState(ctx, s.ID, failed), catalog.ErrConflict)
 	_, _, err := c.Release(ctx, s.ID)
 	wantErr(t, "Release on rejected", err, catalog.ErrConflict)
-	_, _, err = c.Finalize(ctx, s.ID, 5, d)
+	_, _, err = c.Finalize(ctx, s.ID, 5, d, "")
 	wantErr(t, "Finalize on rejected", err, catalog.ErrConflict)
 	wantErr(t, "Complete on rejected", c.Complete(ctx, s.ID, 5), catalog.ErrConflict)
 	wantErr(t, "SetOffset on rejected", c.SetOffset(ctx, s.ID, 5), catalog.ErrConflict)
 	wantErr(t, "CommitOffset on rejected", c.CommitOffset(ctx, s.ID, 5, nil), catalog.ErrConflict)
-	wantErr(t, "SetContentType on rejected", c.SetContentType(ctx, s.ID, "text/plain"), catalog.ErrConflict)
+	_, _, err = c.Finalize(ctx, s.ID, 5, d, "text/plain")
+	wantErr(t, "Finalize with a type on rejected", err, catalog.ErrConflict)
 	checkSession(t, get(t, c, s.ID), done)
 }

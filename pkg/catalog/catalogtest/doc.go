@@ -5,7 +5,9 @@
 //
 // Atomic is the one check that needs the backend's help: it breaks the
 // outbox through a hook to show that a transition and its event commit
-// together or not at all.
+// together or not at all. FillBlobs and FillEvents, with their checks, are
+// fixtures for each backend's own migration tests, which roll the schema
+// back under them.
 //
 // A catalog that passes Run behaves like any other to its callers. The
 // suite must therefore test only the documented contract of package catalog,

@@ -178,21 +178,21 @@ func testTransitionEvents(t *testing.T, c catalog.Catalog) {
 		{"Create invalid", func() error { return c.Create(ctx, catalog.Session{ID: "bad", Offset: -1}) }, catalog.ErrInvalid, "", ""},
 		{"CommitOffset", func() error { return c.CommitOffset(ctx, "a", 2, []byte{1}) }, nil, "", ""},
 		{"SetOffset", func() error { return c.SetOffset(ctx, "a", 4) }, nil, "", ""},
-		{"SetContentType", func() error { return c.SetContentType(ctx, "a", "application/pdf") }, nil, "", ""},
-		{"Finalize", func() error { _, _, err := c.Finalize(ctx, "a", 4, d); return err }, nil, catalog.EventCompleted, "a"},
-		{"Finalize again", func() error { _, _, err := c.Finalize(ctx, "a", 4, d); return err }, nil, "", ""},
+		{"Finalize", func() error { _, _, err := c.Finalize(ctx, "a", 4, d, "application/pdf"); return err }, nil, catalog.EventCompleted, "a"},
+		{"Finalize again", func() error { _, _, err := c.Finalize(ctx, "a", 4, d, ""); return err }, nil, "", ""},
+		{"Finalize again with another type", func() error { _, _, err := c.Finalize(ctx, "a", 4, d, "text/plain"); return err }, nil, "", ""},
 
 		{"Create deferred", func() error { return c.Create(ctx, catalog.Session{ID: "b", Storage: map[string]string{"Path": "/b"}}) }, nil, catalog.EventCreated, "b"},
 		{"DeclareLength", func() error { return c.DeclareLength(ctx, "b", 4) }, nil, "", ""},
 		{"Complete", func() error { return c.Complete(ctx, "b", 4) }, nil, "", ""},
-		{"Finalize completed", func() error { _, _, err := c.Finalize(ctx, "b", 4, d); return err }, nil, catalog.EventCompleted, "b"},
+		{"Finalize completed", func() error { _, _, err := c.Finalize(ctx, "b", 4, d, ""); return err }, nil, catalog.EventCompleted, "b"},
 
 		{"CreateDeduped", func() error { return c.CreateDeduped(ctx, catalog.Session{ID: "x", Owner: "xavier", Size: size(4)}, d) }, nil, catalog.EventCompleted, "x"},
 		{"CreateDeduped on no blob", func() error { return c.CreateDeduped(ctx, catalog.Session{ID: "y", Size: size(4)}, other) }, catalog.ErrNotFound, "", ""},
 		{"CreateDeduped of another size", func() error { return c.CreateDeduped(ctx, catalog.Session{ID: "y", Size: size(5)}, d) }, catalog.ErrConflict, "", ""},
 
 		{"Create six", func() error { return c.Create(ctx, catalog.Session{ID: "six", Size: size(6), Offset: 6}) }, nil, catalog.EventCreated, "six"},
-		{"Finalize onto a blob of another size", func() error { _, _, err := c.Finalize(ctx, "six", 6, d); return err }, catalog.ErrConflict, "", ""},
+		{"Finalize onto a blob of another size", func() error { _, _, err := c.Finalize(ctx, "six", 6, d, ""); return err }, catalog.ErrConflict, "", ""},
 		{"SetState(failed)", func() error { return c.SetState(ctx, "six", failed) }, nil, catalog.EventFailed, "six"},
 		{"SetState(failed) again", func() error { return c.SetState(ctx, "six", failed) }, nil, "", ""},
 		{"SetState(terminated) on failed", func() error { return c.SetState(ctx, "six", terminated) }, catalog.ErrConflict, "", ""},
@@ -561,7 +561,7 @@ func Atomic(t *testing.T, c catalog.Catalog, breakOutbox func(t *testing.T)) {
 	}
 	fails("Create", c.Create(ctx, catalog.Session{ID: "new"}))
 	fails("CreateDeduped", c.CreateDeduped(ctx, catalog.Session{ID: "copy", Size: size(4)}, d))
-	_, _, err := c.Finalize(ctx, "receiving", 4, digest(t, "third"))
+	_, _, err := c.Finalize(ctx, "receiving", 4, digest(t, "third"), "text/plain")
 	fails("Finalize", err)
 	fails("SetState(failed)", c.SetState(ctx, "receiving", failed))
 	fails("SetState(terminated)", c.SetState(ctx, "receiving", terminated))
@@ -590,5 +590,9 @@ func Atomic(t *testing.T, c catalog.Catalog, breakOutbox func(t *testing.T)) {
 		t.Errorf("%d events; want %d, as before", got, events)
 	}
 	// What writes no event still works: only the outbox is broken.
-	wantErr(t, "SetContentType with a broken outbox", c.SetContentType(ctx, "receiving", "text/plain"), nil)
+	_, _, err = c.Finalize(ctx, "a", 4, d, "text/plain")
+	wantErr(t, "Finalize again with a type and a broken outbox", err, nil)
+	if got := get(t, c, "a"); got.ContentType != "text/plain" {
+		t.Errorf("a after Finalize again with a type: ContentType %q; want text/plain", got.ContentType)
+	}
 }

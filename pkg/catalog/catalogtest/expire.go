@@ -62,7 +62,7 @@ func testListExpired(t *testing.T, c catalog.Catalog) {
 		create(t, c, s)
 	}
 	// A change is activity: it takes the session out of past sweeps.
-	wantErr(t, "SetContentType(touched)", c.SetContentType(ctx, "touched", "text/plain"), nil)
+	wantErr(t, "DeclareLength(touched)", c.DeclareLength(ctx, "touched", 9), nil)
 	// ListExpired, like List, leaves the digest state out.
 	wantErr(t, "CommitOffset(recent)", c.CommitOffset(ctx, "recent", 3, []byte("state")), nil)
 	stored := map[string]catalog.Session{}
@@ -201,14 +201,15 @@ func testExpire(t *testing.T, c catalog.Catalog) {
 		refused("Release", err)
 		_, _, err = c.Reject(ctx, id)
 		refused("Reject", err)
-		_, _, err = c.Finalize(ctx, id, 10, dig)
+		_, _, err = c.Finalize(ctx, id, 10, dig, "")
 		refused("Finalize", err)
 		refused("Complete", c.Complete(ctx, id, 10))
 		refused("SetOffset(current)", c.SetOffset(ctx, id, before.Offset))
 		refused("SetOffset(higher)", c.SetOffset(ctx, id, before.Offset+1))
 		refused("CommitOffset(current)", c.CommitOffset(ctx, id, before.Offset, []byte{1}))
 		refused("CommitOffset(higher)", c.CommitOffset(ctx, id, before.Offset+1, []byte{1}))
-		refused("SetContentType", c.SetContentType(ctx, id, "text/plain"))
+		_, _, err = c.Finalize(ctx, id, 10, dig, "text/plain")
+		refused("Finalize with a type", err)
 		refused("DeclareLength(other)", c.DeclareLength(ctx, id, 11))
 		checkSession(t, get(t, c, id), before)
 	}

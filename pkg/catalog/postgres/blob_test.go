@@ -29,7 +29,7 @@ func TestWaitOnDeletedBlob(t *testing.T) {
 		{
 			name: "Finalize creates the blob anew",
 			other: func(ctx context.Context, c *Catalog) error {
-				blob, existed, err := c.Finalize(ctx, "b", 5, sha)
+				blob, existed, err := c.Finalize(ctx, "b", 5, sha, "")
 				if err == nil && (existed || blob.UploadID != "b" || blob.Refs != 1) {
 					t.Errorf("Finalize = %+v, existed %v; want a new blob from b", blob, existed)
 				}
@@ -74,7 +74,7 @@ func TestWaitOnDeletedBlob(t *testing.T) {
 					t.Fatal(err)
 				}
 			}
-			if _, _, err := c.Finalize(ctx, "a", 5, sha); err != nil {
+			if _, _, err := c.Finalize(ctx, "a", 5, sha, ""); err != nil {
 				t.Fatal(err)
 			}
 

@@ -120,10 +120,7 @@ func (c *Catalog) changeEvent(ctx context.Context, action, id string, deliveredO
 	if err := c.pool.QueryRow(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE id = $1)`, id).Scan(&exists); err != nil {
 		return dbError(action, err)
 	}
-	if exists && deliveredOK {
-		return nil
-	}
-	return rule.EventFound(exists)
+	return rule.EventFound(exists, deliveredOK)
 }
 
 // ListEvents lists events newest first. Each filter is its own statement,

@@ -2,7 +2,6 @@ package postgres
 
 import (
 	"context"
-	"errors"
 	"slices"
 	"strings"
 	"sync"
@@ -137,7 +136,7 @@ func TestOutboxSchemaRefuses(t *testing.T) {
 	if err := c.Create(ctx, catalog.Session{ID: "a", Size: new(int64(1)), Offset: 1}); err != nil {
 		t.Fatal(err)
 	}
-	if _, _, err := c.Finalize(ctx, "a", 1, rollbackDigest); err != nil {
+	if _, _, err := c.Finalize(ctx, "a", 1, catalogtest.RollbackDigest, ""); err != nil {
 		t.Fatal(err)
 	}
 	for _, sql := range outboxSchemaViolations {
@@ -168,7 +167,7 @@ func TestMigrateDownEventsWithData(t *testing.T) {
 	t.Parallel()
 	c := migratedTest(t)
 	ctx := t.Context()
-	fillEvents(t, c)
+	catalogtest.FillEvents(t, c)
 	if _, err := c.MigrateDown(ctx, len(c.steps)-2); err != nil {
 		t.Fatalf("MigrateDown to 0002 = %v", err)
 	}
@@ -182,55 +181,7 @@ func TestMigrateDownEventsWithData(t *testing.T) {
 	if _, err := c.MigrateUp(ctx); err != nil {
 		t.Fatalf("MigrateUp again = %v", err)
 	}
-	checkEventsRolledBack(t, c)
-}
-
-// fillEvents leaves sessions with content types, a blob with one, a
-// rejected session and their events.
-func fillEvents(t *testing.T, c catalog.Catalog) {
-	t.Helper()
-	ctx := t.Context()
-	for _, id := range []string{"a", "r"} {
-		if err := c.Create(ctx, catalog.Session{ID: id, Size: new(int64(3)), Offset: 3}); err != nil {
-			t.Fatal(err)
-		}
-		if err := c.SetContentType(ctx, id, "image/png"); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if _, _, err := c.Finalize(ctx, "a", 3, rollbackDigest); err != nil {
-		t.Fatal(err)
-	}
-	if _, _, err := c.Reject(ctx, "r"); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// checkEventsRolledBack checks fillEvents' data after a rollback of 0003
-// and a migration up again.
-func checkEventsRolledBack(t *testing.T, c catalog.Catalog) {
-	t.Helper()
-	ctx := t.Context()
-	a, err := c.Get(ctx, "a")
-	if err != nil || a.State != catalog.StateComplete || a.BlobSHA256 != rollbackDigest || a.ContentType != "" {
-		t.Errorf("Get(a) = %+v, %v; want complete on its blob, without a content type", a, err)
-	}
-	if b, err := c.GetBlob(ctx, rollbackDigest); err != nil || b.Refs != 1 || b.ContentType != "" {
-		t.Errorf("GetBlob = %+v, %v; want 1 reference, no content type", b, err)
-	}
-	if r, err := c.Get(ctx, "r"); err != nil || r.State != catalog.StateFailed {
-		t.Errorf("Get(r) = %+v, %v; want failed", r, err)
-	}
-	if events, err := c.ListEvents(ctx, catalog.EventFilter{}); err != nil || len(events) != 0 {
-		t.Errorf("ListEvents = %d, %v; want none", len(events), err)
-	}
-	// And the catalog works on the new schema.
-	if _, _, err := c.Release(ctx, "a"); err != nil {
-		t.Errorf("Release(a) = %v", err)
-	}
-	if _, err := c.GetBlob(ctx, rollbackDigest); !errors.Is(err, catalog.ErrNotFound) {
-		t.Errorf("GetBlob after the last release = %v; want ErrNotFound", err)
-	}
+	catalogtest.CheckEventsRolledBack(t, c)
 }
 
 // Rolling back 0004 keeps every session, expired ones as terminated, and

@@ -14,6 +14,7 @@ import (
 
 	"github.com/intake-dev/intake/internal/pgtest"
 	"github.com/intake-dev/intake/pkg/catalog"
+	"github.com/intake-dev/intake/pkg/catalog/catalogtest"
 	"github.com/intake-dev/intake/pkg/catalog/internal/migrate"
 )
 
@@ -289,7 +290,7 @@ func TestMigrateDownBlobsWithData(t *testing.T) {
 	if _, err := c.MigrateUp(ctx); err != nil {
 		t.Fatal(err)
 	}
-	fillBlobs(t, c)
+	catalogtest.FillBlobs(t, c)
 	if _, err := c.MigrateDown(ctx, len(c.steps)-1); err != nil {
 		t.Fatalf("MigrateDown to 0001 = %v", err)
 	}
@@ -303,46 +304,7 @@ func TestMigrateDownBlobsWithData(t *testing.T) {
 	if _, err := c.MigrateUp(ctx); err != nil {
 		t.Fatalf("MigrateUp again = %v", err)
 	}
-	checkRolledBack(t, c)
-}
-
-const rollbackDigest = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"
-
-// fillBlobs stores two sessions on one blob and one with a hash state.
-func fillBlobs(t *testing.T, c catalog.Catalog) {
-	t.Helper()
-	ctx := t.Context()
-	for _, id := range []string{"a", "b", "c"} {
-		if err := c.Create(ctx, catalog.Session{ID: id, Size: new(int64(3))}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	for _, id := range []string{"a", "b"} {
-		if _, _, err := c.Finalize(ctx, id, 3, rollbackDigest); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if err := c.CommitOffset(ctx, "c", 2, []byte{1, 2, 3}); err != nil {
-		t.Fatal(err)
-	}
-}
-
-// checkRolledBack checks fillBlobs' sessions after a rollback of 0002 and
-// a migration up again: kept, without what 0002 added.
-func checkRolledBack(t *testing.T, c catalog.Catalog) {
-	t.Helper()
-	for _, id := range []string{"a", "b", "c"} {
-		s, err := c.Get(t.Context(), id)
-		if err != nil {
-			t.Fatalf("Get(%s) = %v", id, err)
-		}
-		if s.HashState != nil || s.HashOffset != 0 || s.SHA256 != "" || s.BlobSHA256 != "" {
-			t.Errorf("session %s = %+v; want no digest fields", id, s)
-		}
-	}
-	if _, err := c.GetBlob(t.Context(), rollbackDigest); !errors.Is(err, catalog.ErrNotFound) {
-		t.Errorf("GetBlob = %v; want ErrNotFound", err)
-	}
+	catalogtest.CheckBlobsRolledBack(t, c)
 }
 
 // The schema backs up the code: what the catalog never writes, the
@@ -354,7 +316,7 @@ func TestBlobSchemaRefuses(t *testing.T) {
 	if _, err := c.MigrateUp(ctx); err != nil {
 		t.Fatal(err)
 	}
-	fillBlobs(t, c)
+	catalogtest.FillBlobs(t, c)
 	for _, sql := range blobSchemaViolations {
 		if _, err := c.pool.Exec(ctx, sql); err == nil {
 			t.Errorf("%s: accepted; want refused", sql)
@@ -362,7 +324,7 @@ func TestBlobSchemaRefuses(t *testing.T) {
 	}
 }
 
-// blobSchemaViolations are statements on fillBlobs' data that break an
+// blobSchemaViolations are statements on catalogtest.FillBlobs' data that break an
 // invariant of 0002.
 var blobSchemaViolations = []string{
 	// A session pointing at a blob that does not exist.

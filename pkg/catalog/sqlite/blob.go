@@ -56,10 +56,16 @@ func currentIn(ctx context.Context, tx *sql.Tx, id string) (rule.Current, error)
 	return scanCurrent(tx.QueryRowContext(ctx, `SELECT `+currentColumns+` FROM uploads WHERE id = ?`, id))
 }
 
-// Finalize completes the session and links it to the blob of its digest.
-func (c *Catalog) Finalize(ctx context.Context, id string, size int64, sha256 string) (blob catalog.Blob, existed bool, err error) {
+// Finalize records the content type and completes the session and links it
+// to the blob of its digest.
+func (c *Catalog) Finalize(ctx context.Context, id string, size int64, sha256, contentType string) (blob catalog.Blob, existed bool, err error) {
 	if !rule.StorableID(id) {
 		return catalog.Blob{}, false, catalog.ErrNotFound
+	}
+	if contentType != "" {
+		if err := rule.ContentTypeArg(contentType); err != nil {
+			return catalog.Blob{}, false, err
+		}
 	}
 	if err := rule.LengthArg(size); err != nil {
 		return catalog.Blob{}, false, err
@@ -72,11 +78,30 @@ func (c *Catalog) Finalize(ctx context.Context, id string, size int64, sha256 st
 		if err != nil {
 			return err
 		}
+		retype := false
+		if contentType != "" {
+			if retype, err = rule.ContentType(cur, contentType); err != nil {
+				return err
+			}
+		}
 		link, err := rule.Finalize(cur, size, sha256)
 		if err != nil {
 			return err
 		}
-		if !link { // finalized before: report, change nothing
+		if !link { // finalized before: report, change only the content type
+			if retype {
+				if _, err := tx.ExecContext(ctx, `
+					UPDATE uploads SET content_type = ?2, updated_at = `+bump+` WHERE id = ?1`,
+					id, contentType, c.clock()); err != nil {
+					return err
+				}
+			}
+			if contentType != "" {
+				if _, err := tx.ExecContext(ctx, `UPDATE blobs SET content_type = ?2 WHERE sha256 = ?1 AND content_type IS NOT ?2`,
+					cur.Blob, contentType); err != nil {
+					return err
+				}
+			}
 			blob, err = scanBlob(tx.QueryRowContext(ctx, `SELECT `+blobColumns+` FROM blobs WHERE sha256 = ?`, cur.Blob))
 			if errors.Is(err, sql.ErrNoRows) {
 				return fmt.Errorf("complete session %s has no blob row", id) // the foreign key forbids it
@@ -87,17 +112,18 @@ func (c *Catalog) Finalize(ctx context.Context, id string, size int64, sha256 st
 		// An inserted row names this upload. A conflicting one names
 		// another: this session was not complete with a digest, so it
 		// never created a blob. Either way the blob ends up with a
-		// content type if the session has one, and the session with the
-		// blob's if it has none. (The WHERE also keeps SQLite from reading
-		// ON CONFLICT as a join constraint.)
-		clock := c.clock()
+		// content type if the session has one (the given type, which
+		// replaces the stored one, else the stored one), and the session
+		// with the blob's if it has none. (The WHERE also keeps SQLite
+		// from reading ON CONFLICT as a join constraint.)
+		clock, ct := c.clock(), nullString(contentType)
 		blob, err = scanBlob(tx.QueryRowContext(ctx, `
 			INSERT INTO blobs (sha256, size, upload_id, storage, refs, created_at, content_type)
-			SELECT ?1, ?2, id, storage, 1, ?4, content_type FROM uploads WHERE id = ?3
+			SELECT ?1, ?2, id, storage, 1, ?4, coalesce(?5, content_type) FROM uploads WHERE id = ?3
 			ON CONFLICT (sha256) DO UPDATE SET refs = refs + 1,
 				content_type = coalesce(content_type, excluded.content_type)
 				WHERE size = excluded.size
-			RETURNING `+blobColumns, sha256, size, id, clock))
+			RETURNING `+blobColumns, sha256, size, id, clock, ct))
 		if errors.Is(err, sql.ErrNoRows) {
 			return fmt.Errorf("%w: the stored content with this digest has another size", catalog.ErrConflict)
 		}
@@ -107,9 +133,9 @@ func (c *Catalog) Finalize(ctx context.Context, id string, size int64, sha256 st
 		existed = blob.UploadID != id
 		s, err := scanSession(tx.QueryRowContext(ctx, `
 			UPDATE uploads SET state = 'complete', committed_offset = ?2, sha256 = ?4, blob_sha256 = ?4,
-				content_type = coalesce(content_type, ?5),
+				content_type = coalesce(?6, content_type, ?5),
 				updated_at = `+bump+`, completed_at = coalesce(completed_at, `+bump+`)
-			WHERE id = ?1 RETURNING `+columns, id, size, clock, sha256, nullString(blob.ContentType)))
+			WHERE id = ?1 RETURNING `+columns, id, size, clock, sha256, nullString(blob.ContentType), ct))
 		if err != nil {
 			return err
 		}
@@ -150,29 +176,20 @@ func (c *Catalog) CreateDeduped(ctx context.Context, s catalog.Session, sha256 s
 }
 
 // Release terminates the session and drops its blob reference.
-func (c *Catalog) Release(ctx context.Context, id string) (blob catalog.Blob, last bool, err error) {
-	if !rule.StorableID(id) {
-		return catalog.Blob{}, false, catalog.ErrNotFound
-	}
-	err = c.inTx(ctx, func(tx *sql.Tx) error {
-		cur, err := currentIn(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		if apply, err := rule.Release(cur); !apply {
-			return err
-		}
-		blob, last, err = c.letGo(ctx, tx, id, cur, catalog.StateTerminated, catalog.EventTerminated)
-		return err
-	})
-	if err != nil {
-		return catalog.Blob{}, false, dbError("releasing upload session", err)
-	}
-	return blob, last, nil
+func (c *Catalog) Release(ctx context.Context, id string) (catalog.Blob, bool, error) {
+	return c.letGo(ctx, id, catalog.StateTerminated, catalog.EventTerminated, "releasing upload session")
 }
 
 // Reject moves the session to rejected and drops its blob reference.
-func (c *Catalog) Reject(ctx context.Context, id string) (blob catalog.Blob, last bool, err error) {
+func (c *Catalog) Reject(ctx context.Context, id string) (catalog.Blob, bool, error) {
+	return c.letGo(ctx, id, catalog.StateRejected, catalog.EventRejected, "rejecting upload session")
+}
+
+// letGo moves the session to state (terminated or rejected, as
+// rule.LetGo allows), writes the event typ, and drops its blob reference,
+// deleting the blob row with the last one, in one transaction: what
+// Release and Reject share.
+func (c *Catalog) letGo(ctx context.Context, id string, state catalog.State, typ, action string) (blob catalog.Blob, last bool, err error) {
 	if !rule.StorableID(id) {
 		return catalog.Blob{}, false, catalog.ErrNotFound
 	}
@@ -181,78 +198,38 @@ func (c *Catalog) Reject(ctx context.Context, id string) (blob catalog.Blob, las
 		if err != nil {
 			return err
 		}
-		if apply, err := rule.Reject(cur); !apply {
+		if apply, err := rule.LetGo(cur, state); !apply {
 			return err
 		}
-		blob, last, err = c.letGo(ctx, tx, id, cur, catalog.StateRejected, catalog.EventRejected)
+		// The session lets go first: the foreign key checks the delete.
+		s, err := scanSession(tx.QueryRowContext(ctx, `
+			UPDATE uploads SET state = ?2, blob_sha256 = NULL, updated_at = `+bump+`
+			WHERE id = ?1 RETURNING `+columns, id, string(state), c.clock()))
+		if err != nil {
+			return err
+		}
+		if err := writeEvent(ctx, tx, typ, s, nil); err != nil {
+			return err
+		}
+		if cur.Blob == "" {
+			return nil
+		}
+		blob, err = scanBlob(tx.QueryRowContext(ctx,
+			`UPDATE blobs SET refs = refs - 1 WHERE sha256 = ? RETURNING `+blobColumns, cur.Blob))
+		if errors.Is(err, sql.ErrNoRows) {
+			return fmt.Errorf("session %s references a missing blob", id) // the foreign key forbids it
+		}
+		if err != nil || blob.Refs > 0 {
+			return err
+		}
+		last = true
+		_, err = tx.ExecContext(ctx, `DELETE FROM blobs WHERE sha256 = ?`, cur.Blob)
 		return err
 	})
 	if err != nil {
-		return catalog.Blob{}, false, dbError("rejecting upload session", err)
+		return catalog.Blob{}, false, dbError(action, err)
 	}
 	return blob, last, nil
-}
-
-// letGo moves the session (read as cur) to state, writes the event typ,
-// and drops its blob reference, deleting the blob row with the last one:
-// what Release and Reject share.
-func (c *Catalog) letGo(ctx context.Context, tx *sql.Tx, id string, cur rule.Current, state catalog.State, typ string) (blob catalog.Blob, last bool, err error) {
-	// The session lets go first: the foreign key checks the delete.
-	s, err := scanSession(tx.QueryRowContext(ctx, `
-		UPDATE uploads SET state = ?2, blob_sha256 = NULL, updated_at = `+bump+`
-		WHERE id = ?1 RETURNING `+columns, id, string(state), c.clock()))
-	if err != nil {
-		return catalog.Blob{}, false, err
-	}
-	if err := writeEvent(ctx, tx, typ, s, nil); err != nil {
-		return catalog.Blob{}, false, err
-	}
-	if cur.Blob == "" {
-		return catalog.Blob{}, false, nil
-	}
-	blob, err = scanBlob(tx.QueryRowContext(ctx,
-		`UPDATE blobs SET refs = refs - 1 WHERE sha256 = ? RETURNING `+blobColumns, cur.Blob))
-	if errors.Is(err, sql.ErrNoRows) {
-		return catalog.Blob{}, false, fmt.Errorf("session %s references a missing blob", id) // the foreign key forbids it
-	}
-	if err != nil || blob.Refs > 0 {
-		return blob, false, err
-	}
-	_, err = tx.ExecContext(ctx, `DELETE FROM blobs WHERE sha256 = ?`, cur.Blob)
-	return blob, true, err
-}
-
-// SetContentType records the media type on the session and on its blob.
-func (c *Catalog) SetContentType(ctx context.Context, id, contentType string) error {
-	if !rule.StorableID(id) {
-		return catalog.ErrNotFound
-	}
-	if err := rule.ContentTypeArg(contentType); err != nil {
-		return err
-	}
-	err := c.inTx(ctx, func(tx *sql.Tx) error {
-		cur, err := currentIn(ctx, tx, id)
-		if err != nil {
-			return err
-		}
-		apply, err := rule.SetContentType(cur, contentType)
-		if err != nil {
-			return err
-		}
-		if apply {
-			if _, err := tx.ExecContext(ctx, `
-				UPDATE uploads SET content_type = ?2, updated_at = `+bump+` WHERE id = ?1`,
-				id, contentType, c.clock()); err != nil {
-				return err
-			}
-		}
-		if cur.Blob != "" {
-			_, err = tx.ExecContext(ctx, `UPDATE blobs SET content_type = ?2 WHERE sha256 = ?1 AND content_type IS NOT ?2`,
-				cur.Blob, contentType)
-		}
-		return err
-	})
-	return dbError("setting content type", err)
 }
 
 // GetBlob returns the blob with the digest.

@@ -144,10 +144,7 @@ func (c *Catalog) changeEvent(ctx context.Context, action, id string, deliveredO
 	if err := c.read.QueryRowContext(ctx, `SELECT EXISTS (SELECT 1 FROM events WHERE id = ?)`, id).Scan(&exists); err != nil {
 		return dbError(action, err)
 	}
-	if exists && deliveredOK {
-		return nil
-	}
-	return rule.EventFound(exists)
+	return rule.EventFound(exists, deliveredOK)
 }
 
 // ListEvents lists events newest first.

@@ -264,28 +264,17 @@ func Finalize(cur Current, size int64, sha string) (bool, error) {
 	return true, nil
 }
 
-// Release judges Release against cur: SetState(terminated)'s rules, blob
-// or not.
-func Release(cur Current) (bool, error) {
+// LetGo judges Release (to terminated) or Reject (to rejected) against
+// cur: receiving and complete sessions may go, blob or not (for Release,
+// SetState(terminated)'s rules); one already in state to is a no-op.
+func LetGo(cur Current, to catalog.State) (bool, error) {
 	switch cur.State {
-	case catalog.StateTerminated:
+	case to:
 		return false, nil
 	case catalog.StateReceiving, catalog.StateComplete:
 		return true, nil
 	}
-	return false, conflict("session is %s and cannot become %s", cur.State, catalog.StateTerminated)
-}
-
-// Reject judges Reject against cur: receiving and complete sessions may be
-// rejected, blob or not; rejecting again is a no-op.
-func Reject(cur Current) (bool, error) {
-	switch cur.State {
-	case catalog.StateRejected:
-		return false, nil
-	case catalog.StateReceiving, catalog.StateComplete:
-		return true, nil
-	}
-	return false, conflict("session is %s and cannot become %s", cur.State, catalog.StateRejected)
+	return false, conflict("session is %s and cannot become %s", cur.State, to)
 }
 
 // ExpiredLimit checks the limit given to ListExpired.
@@ -329,10 +318,10 @@ func KnownBatches(ids []string) [][]string {
 // long.
 const PurgeBatch = 1000
 
-// MaxContentType is the longest media type SetContentType accepts, in bytes.
+// MaxContentType is the longest media type Finalize accepts, in bytes.
 const MaxContentType = 255
 
-// ContentTypeArg checks a media type given to SetContentType: "type/subtype"
+// ContentTypeArg checks a media type given to Finalize: "type/subtype"
 // with optional parameters (RFC 2045 tokens), printable ASCII, at most
 // MaxContentType bytes. What a sniffing library reports, such as
 // "text/plain; charset=utf-8", passes; it is stored as given.
@@ -357,10 +346,11 @@ func ContentTypeArg(ct string) error {
 	return nil
 }
 
-// SetContentType judges SetContentType(ct) against cur, for the session's
-// own row (its blob is the caller's to update): receiving and complete
-// sessions take it, the type they already have is a no-op.
-func SetContentType(cur Current, ct string) (bool, error) {
+// ContentType judges recording the media type ct (given to Finalize) on
+// cur, for the session's own row (its blob is the caller's to update):
+// receiving and complete sessions take it, replacing any type they have;
+// the type they already have is a no-op.
+func ContentType(cur Current, ct string) (bool, error) {
 	switch {
 	case cur.State != catalog.StateReceiving && cur.State != catalog.StateComplete:
 		return false, conflict("session is %s", cur.State)
@@ -381,7 +371,7 @@ func Create(s catalog.Session) (catalog.Session, error) {
 		return catalog.Session{}, invalid("digest fields are written by CommitOffset, Finalize and CreateDeduped, not Create")
 	}
 	if s.ContentType != "" {
-		return catalog.Session{}, invalid("the content type is written by SetContentType, not Create")
+		return catalog.Session{}, invalid("the content type is written by Finalize and CreateDeduped, not Create")
 	}
 	return defaults(s)
 }
@@ -589,10 +579,14 @@ func LastError(msg string) string {
 
 // EventFound judges an outbox change that matched no row it may change:
 // exists says whether the event exists at all (then it is delivered, or,
-// for RetryEvent, not dead-lettered).
-func EventFound(exists bool) error {
-	if !exists {
+// for RetryEvent, not dead-lettered), deliveredOK whether the change
+// succeeds on a delivered event (MarkDelivered, whose repeat is a no-op).
+func EventFound(exists, deliveredOK bool) error {
+	switch {
+	case !exists:
 		return catalog.ErrNotFound
+	case deliveredOK:
+		return nil
 	}
 	return conflict("event already delivered, or (for a retry) not dead-lettered")
 }

@@ -294,9 +294,9 @@ func TestRelease(t *testing.T) {
 		{cur(expired, 5, size(5)), refuse},
 	}
 	for _, tt := range tests {
-		ok, err := Release(tt.cur)
+		ok, err := LetGo(tt.cur, terminated)
 		if got := judge(t, ok, err); got != tt.want {
-			t.Errorf("Release(%+v) = %v; want %v", tt.cur, got, tt.want)
+			t.Errorf("LetGo(%+v, terminated) = %v; want %v", tt.cur, got, tt.want)
 		}
 	}
 	// SetState must not drop a reference behind the count's back.
@@ -416,9 +416,9 @@ func TestReject(t *testing.T) {
 		{cur(failed, 5, size(5)), refuse},
 	}
 	for _, tt := range tests {
-		ok, err := Reject(tt.cur)
+		ok, err := LetGo(tt.cur, rejected)
 		if got := judge(t, ok, err); got != tt.want {
-			t.Errorf("Reject(%+v) = %v; want %v", tt.cur, got, tt.want)
+			t.Errorf("LetGo(%+v, rejected) = %v; want %v", tt.cur, got, tt.want)
 		}
 	}
 }
@@ -460,7 +460,7 @@ func TestContentTypeArg(t *testing.T) {
 	}
 }
 
-func TestSetContentType(t *testing.T) {
+func TestContentType(t *testing.T) {
 	t.Parallel()
 	typed := func(state catalog.State, ct string) Current { return Current{State: state, ContentType: ct} }
 	tests := []struct {
@@ -479,9 +479,9 @@ func TestSetContentType(t *testing.T) {
 		{typed(expired, ""), "image/png", refuse},
 	}
 	for _, tt := range tests {
-		ok, err := SetContentType(tt.cur, tt.ct)
+		ok, err := ContentType(tt.cur, tt.ct)
 		if got := judge(t, ok, err); got != tt.want {
-			t.Errorf("SetContentType(%+v, %q) = %v; want %v", tt.cur, tt.ct, got, tt.want)
+			t.Errorf("ContentType(%+v, %q) = %v; want %v", tt.cur, tt.ct, got, tt.want)
 		}
 	}
 }
@@ -581,11 +581,19 @@ func TestOutboxArgs(t *testing.T) {
 	if err := AttemptsArg(-1); !errors.Is(err, catalog.ErrInvalid) {
 		t.Errorf("AttemptsArg(-1) = %v; want ErrInvalid", err)
 	}
-	if err := EventFound(false); !errors.Is(err, catalog.ErrNotFound) {
-		t.Errorf("EventFound(false) = %v; want ErrNotFound", err)
-	}
-	if err := EventFound(true); !errors.Is(err, catalog.ErrConflict) {
-		t.Errorf("EventFound(true) = %v; want ErrConflict", err)
+	for _, tt := range []struct {
+		exists, deliveredOK bool
+		want                error
+	}{
+		{false, false, catalog.ErrNotFound},
+		{false, true, catalog.ErrNotFound},
+		{true, false, catalog.ErrConflict},
+		{true, true, nil},
+	} {
+		err := EventFound(tt.exists, tt.deliveredOK)
+		if !errors.Is(err, tt.want) {
+			t.Errorf("EventFound(%v, %v) = %v; want %v", tt.exists, tt.deliveredOK, err, tt.want)
+		}
 	}
 }
 
