@@ -5,9 +5,10 @@
 //
 // Atomic is the one check that needs the backend's help: it breaks the
 // outbox through a hook to show that a transition and its event commit
-// together or not at all. FillBlobs and FillEvents, with their checks, are
-// fixtures for each backend's own migration tests, which roll the schema
-// back under them.
+// together or not at all. The MigrateDown checks roll a backend's schema
+// back under data and read what the old schema holds through Raw, the
+// backend's plain SQL; FillBlobs and FillEvents, with their checks, are
+// the fixtures they and each backend's own migration tests share.
 //
 // A catalog that passes Run behaves like any other to its callers. The
 // suite must therefore test only the documented contract of package catalog,

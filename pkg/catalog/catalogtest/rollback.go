@@ -1,16 +1,141 @@
 package catalogtest
 
 import (
+	"context"
 	"errors"
 	"testing"
+	"time"
 
 	"github.com/intake-dev/intake/pkg/catalog"
 )
 
-// The fixtures below are for each backend's own migration tests, which
-// roll its schema back under data written through the catalog and migrate
-// it up again: the data is written, and checked afterwards, through
-// catalog.Catalog only.
+// The rollback checks below roll a backend's schema back under data
+// written through the catalog and migrate it up again. The data is
+// written, and checked afterwards, through catalog.Catalog; only what the
+// rolled back schema holds in between is read through Raw, since no
+// catalog method works on it.
+
+// MigratingCatalog is a catalog that owns its schema.
+type MigratingCatalog interface {
+	catalog.Catalog
+	catalog.Migrator
+}
+
+// Raw reaches below the catalog into its database. The SQL it is given
+// spells its values out, without placeholders, so that it runs on every
+// backend.
+type Raw struct {
+	// TableExists reports whether the database has the table name.
+	TableExists func(t *testing.T, name string) bool
+	// QueryRow runs query and scans its one row into dest.
+	QueryRow func(ctx context.Context, query string, dest ...any) error
+	// Exec runs statement.
+	Exec func(ctx context.Context, statement string) error
+}
+
+// MigrateDownBlobsWithData checks that rolling back 0002 keeps every
+// session and drops what it added, with blobs, references and hash states
+// in place. c must be empty and migrated.
+func MigrateDownBlobsWithData(t *testing.T, c MigratingCatalog, raw Raw) {
+	ctx := t.Context()
+	FillBlobs(t, c)
+	migrateDownTo(t, c, 1)
+	if raw.TableExists(t, "blobs") {
+		t.Error("blobs still exists")
+	}
+	var n int
+	if err := raw.QueryRow(ctx, `SELECT count(*) FROM uploads`, &n); err != nil || n != 3 {
+		t.Errorf("uploads after rolling back = %d, %v; want 3", n, err)
+	}
+	if _, err := c.MigrateUp(ctx); err != nil {
+		t.Fatalf("MigrateUp again = %v", err)
+	}
+	CheckBlobsRolledBack(t, c)
+}
+
+// MigrateDownEventsWithData checks that rolling back 0003 keeps every
+// session, rejected ones as failed, and drops the outbox and the content
+// types; migrating up again works. c must be empty and migrated.
+func MigrateDownEventsWithData(t *testing.T, c MigratingCatalog, raw Raw) {
+	ctx := t.Context()
+	FillEvents(t, c)
+	migrateDownTo(t, c, 2)
+	if raw.TableExists(t, "events") {
+		t.Error("events still exists")
+	}
+	var state string
+	if err := raw.QueryRow(ctx, `SELECT state FROM uploads WHERE id = 'r'`, &state); err != nil || state != "failed" {
+		t.Errorf("rejected session after rolling back: %q, %v; want failed", state, err)
+	}
+	if _, err := c.MigrateUp(ctx); err != nil {
+		t.Fatalf("MigrateUp again = %v", err)
+	}
+	CheckEventsRolledBack(t, c)
+}
+
+// MigrateDownExpiredWithData checks that rolling back 0004 keeps every
+// session, expired ones as terminated, and their upload.expired events;
+// the old schema refuses the state again. Migrating up again works. c must
+// be empty and migrated, with 0004 its newest migration.
+func MigrateDownExpiredWithData(t *testing.T, c MigratingCatalog, raw Raw) {
+	ctx := t.Context()
+	idle := time.Now().Add(-2 * time.Hour)
+	for _, id := range []string{"x", "r"} {
+		if err := c.Create(ctx, catalog.Session{ID: id, Size: new(int64(3)), CreatedAt: idle, UpdatedAt: idle}); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if ok, err := c.Expire(ctx, "x", time.Now().Add(-time.Hour)); err != nil || !ok {
+		t.Fatalf("Expire = %v, %v", ok, err)
+	}
+	expiredAt, err := c.Get(ctx, "x")
+	if err != nil {
+		t.Fatal(err)
+	}
+	if _, err := c.MigrateDown(ctx, 1); err != nil {
+		t.Fatalf("MigrateDown(1) = %v", err)
+	}
+	var state string
+	if err := raw.QueryRow(ctx, `SELECT state FROM uploads WHERE id = 'x'`, &state); err != nil || state != "terminated" {
+		t.Errorf("expired session after rolling back: %q, %v; want terminated", state, err)
+	}
+	if err := raw.Exec(ctx, `UPDATE uploads SET state = 'expired' WHERE id = 'r'`); err == nil {
+		t.Error("the rolled back schema accepts the expired state")
+	}
+	if _, err := c.MigrateUp(ctx); err != nil {
+		t.Fatalf("MigrateUp again = %v", err)
+	}
+	x, err := c.Get(ctx, "x")
+	if err != nil || x.State != catalog.StateTerminated || !x.UpdatedAt.Equal(expiredAt.UpdatedAt) || x.Offset != 0 {
+		t.Errorf("Get(x) = %+v, %v; want terminated, as expired otherwise", x, err)
+	}
+	events, err := c.ListEvents(ctx, catalog.EventFilter{})
+	if err != nil || len(events) != 3 || events[0].Type != catalog.EventExpired || events[0].UploadID != "x" {
+		t.Errorf("ListEvents = %d, %v; want the creations and x's upload.expired, newest first", len(events), err)
+	}
+	if ok, err := c.Expire(ctx, "r", time.Now().Add(-time.Hour)); err != nil || !ok {
+		t.Errorf("Expire(r) on the schema migrated again = %v, %v; want true", ok, err)
+	}
+}
+
+// migrateDownTo rolls c back until version is the newest migration applied.
+func migrateDownTo(t *testing.T, c MigratingCatalog, version int) {
+	t.Helper()
+	ctx := t.Context()
+	status, err := c.MigrationStatus(ctx)
+	if err != nil {
+		t.Fatal(err)
+	}
+	steps := 0
+	for _, m := range status {
+		if m.Version > version && m.AppliedAt != nil {
+			steps++
+		}
+	}
+	if _, err := c.MigrateDown(ctx, steps); err != nil {
+		t.Fatalf("MigrateDown to %04d = %v", version, err)
+	}
+}
 
 // RollbackDigest is the digest of the blob FillBlobs and FillEvents store.
 const RollbackDigest = "ba7816bf8f01cfea414140de5dae2223b00361a396177a9cb410ff61f20015ad"

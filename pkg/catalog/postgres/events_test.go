@@ -161,73 +161,16 @@ var outboxSchemaViolations = []string{
 	`INSERT INTO events (id, type, upload_id, occurred_at, payload) VALUES ('` + strings.Repeat("0", 32) + `', 'upload.created', 'a', now(), '{}')`,
 }
 
-// Rolling back 0003 keeps every session, rejected ones as failed, and
-// drops the outbox and the content types; migrating up again works.
 func TestMigrateDownEventsWithData(t *testing.T) {
 	t.Parallel()
 	c := migratedTest(t)
-	ctx := t.Context()
-	catalogtest.FillEvents(t, c)
-	if _, err := c.MigrateDown(ctx, len(c.steps)-2); err != nil {
-		t.Fatalf("MigrateDown to 0002 = %v", err)
-	}
-	if tableExists(t, c, "events") {
-		t.Error("events still exists")
-	}
-	var state string
-	if err := c.pool.QueryRow(ctx, `SELECT state FROM uploads WHERE id = 'r'`).Scan(&state); err != nil || state != "failed" {
-		t.Errorf("rejected session after rolling back: %q, %v; want failed", state, err)
-	}
-	if _, err := c.MigrateUp(ctx); err != nil {
-		t.Fatalf("MigrateUp again = %v", err)
-	}
-	catalogtest.CheckEventsRolledBack(t, c)
+	catalogtest.MigrateDownEventsWithData(t, c, rawOf(c))
 }
 
-// Rolling back 0004 keeps every session, expired ones as terminated, and
-// their upload.expired events; the old schema refuses the state again.
-// Migrating up again works.
 func TestMigrateDownExpiredWithData(t *testing.T) {
 	t.Parallel()
 	c := migratedTest(t)
-	ctx := t.Context()
-	idle := time.Now().Add(-2 * time.Hour)
-	for _, id := range []string{"x", "r"} {
-		if err := c.Create(ctx, catalog.Session{ID: id, Size: new(int64(3)), CreatedAt: idle, UpdatedAt: idle}); err != nil {
-			t.Fatal(err)
-		}
-	}
-	if ok, err := c.Expire(ctx, "x", time.Now().Add(-time.Hour)); err != nil || !ok {
-		t.Fatalf("Expire = %v, %v", ok, err)
-	}
-	expiredAt, err := c.Get(ctx, "x")
-	if err != nil {
-		t.Fatal(err)
-	}
-	if _, err := c.MigrateDown(ctx, 1); err != nil {
-		t.Fatalf("MigrateDown(1) = %v", err)
-	}
-	var state string
-	if err := c.pool.QueryRow(ctx, `SELECT state FROM uploads WHERE id = 'x'`).Scan(&state); err != nil || state != "terminated" {
-		t.Errorf("expired session after rolling back: %q, %v; want terminated", state, err)
-	}
-	if _, err := c.pool.Exec(ctx, `UPDATE uploads SET state = 'expired' WHERE id = 'r'`); err == nil {
-		t.Error("the rolled back schema accepts the expired state")
-	}
-	if _, err := c.MigrateUp(ctx); err != nil {
-		t.Fatalf("MigrateUp again = %v", err)
-	}
-	x, err := c.Get(ctx, "x")
-	if err != nil || x.State != catalog.StateTerminated || !x.UpdatedAt.Equal(expiredAt.UpdatedAt) || x.Offset != 0 {
-		t.Errorf("Get(x) = %+v, %v; want terminated, as expired otherwise", x, err)
-	}
-	events, err := c.ListEvents(ctx, catalog.EventFilter{})
-	if err != nil || len(events) != 3 || events[0].Type != catalog.EventExpired || events[0].UploadID != "x" {
-		t.Errorf("ListEvents = %d, %v; want the creations and x's upload.expired, newest first", len(events), err)
-	}
-	if ok, err := c.Expire(ctx, "r", time.Now().Add(-time.Hour)); err != nil || !ok {
-		t.Errorf("Expire(r) on the schema migrated again = %v, %v; want true", ok, err)
-	}
+	catalogtest.MigrateDownExpiredWithData(t, c, rawOf(c))
 }
 
 // PurgeEvents works through more than one batch, and purgers running at

@@ -65,6 +65,20 @@ func tableExists(t *testing.T, c *Catalog, name string) bool {
 	return ok
 }
 
+// rawOf reaches below c for catalogtest's rollback checks.
+func rawOf(c *Catalog) catalogtest.Raw {
+	return catalogtest.Raw{
+		TableExists: func(t *testing.T, name string) bool { return tableExists(t, c, name) },
+		QueryRow: func(ctx context.Context, query string, dest ...any) error {
+			return c.pool.QueryRow(ctx, query).Scan(dest...)
+		},
+		Exec: func(ctx context.Context, statement string) error {
+			_, err := c.pool.Exec(ctx, statement)
+			return err
+		},
+	}
+}
+
 // Several instances starting at once: every MigrateUp succeeds and each
 // migration runs exactly once. The extra steps sleep, to make the calls
 // overlap, and count their own runs.
@@ -281,30 +295,10 @@ func TestMigrateNewerDatabase(t *testing.T) {
 	}
 }
 
-// Rolling back 0002 keeps every session and drops what it added, with
-// blobs, references and hash states in place.
 func TestMigrateDownBlobsWithData(t *testing.T) {
 	t.Parallel()
-	c := openTest(t, pgtest.URL(t))
-	ctx := t.Context()
-	if _, err := c.MigrateUp(ctx); err != nil {
-		t.Fatal(err)
-	}
-	catalogtest.FillBlobs(t, c)
-	if _, err := c.MigrateDown(ctx, len(c.steps)-1); err != nil {
-		t.Fatalf("MigrateDown to 0001 = %v", err)
-	}
-	if tableExists(t, c, "blobs") {
-		t.Error("blobs still exists")
-	}
-	var n int
-	if err := c.pool.QueryRow(ctx, `SELECT count(*) FROM uploads`).Scan(&n); err != nil || n != 3 {
-		t.Errorf("uploads after rolling back = %d, %v; want 3", n, err)
-	}
-	if _, err := c.MigrateUp(ctx); err != nil {
-		t.Fatalf("MigrateUp again = %v", err)
-	}
-	catalogtest.CheckBlobsRolledBack(t, c)
+	c := migratedTest(t)
+	catalogtest.MigrateDownBlobsWithData(t, c, rawOf(c))
 }
 
 // The schema backs up the code: what the catalog never writes, the
